@@ -1,0 +1,17 @@
+//! The rules of Tally, free of I/O so they can be tested exactly and reused by every store:
+//!
+//! * [`clock`]: the injectable clock every time-dependent rule reads.
+//! * [`resolve`]: which handshake code a request (organization, code) asks for.
+//! * [`matching`]: whether a license item serves a request (product, version, modules, dates).
+//! * [`order`]: the default consumption order of items on a handshake code.
+//! * [`admission`]: quota decisions, taken by a store inside one write transaction.
+//! * [`validity`]: how long a grant may be used offline.
+
+pub mod admission;
+pub mod clock;
+pub mod matching;
+pub mod order;
+pub mod resolve;
+pub mod validity;
+
+pub use clock::{Clock, ManualClock, SystemClock};

@@ -1,0 +1,105 @@
+//! Bodies of the admin JSON API (`/api/admin/…`, bearer token).
+
+use serde::{Deserialize, Serialize};
+
+use crate::UnixSeconds;
+use crate::license::{ActiveWindow, LicenseType};
+
+/// A license item as the server holds it, with its live usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemView {
+    pub item_id: String,
+    pub license_id: String,
+    pub organization: String,
+    pub product: String,
+    pub modules: Vec<String>,
+    pub license_type: LicenseType,
+    pub quantity: u64,
+    pub used: u64,
+    pub start: UnixSeconds,
+    pub end: UnixSeconds,
+    pub grace_percent: u8,
+    pub active_window: ActiveWindow,
+}
+
+/// Result of importing a license file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedLicense {
+    pub license_id: String,
+    pub alias: String,
+    pub organization: String,
+    pub items: Vec<String>,
+    /// The organization's default handshake code, which the new items were attached to.
+    pub default_handshake_code: String,
+    /// False when this exact license was already imported (importing again changes nothing).
+    pub newly_imported: bool,
+}
+
+/// Create a handshake code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateHandshake {
+    /// The code clients send; generated when absent.
+    #[serde(default)]
+    pub code: Option<String>,
+    pub organization: String,
+    /// License item ids in consumption order.
+    pub items: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A handshake code as listed by the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandshakeView {
+    pub code: String,
+    pub organization: String,
+    pub items: Vec<String>,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub is_default: bool,
+}
+
+/// A registered device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceView {
+    pub device_uuid: String,
+    pub item_id: String,
+    pub handshake_code: String,
+    pub friendly_name: Option<String>,
+    pub first_seen: UnixSeconds,
+    pub last_seen: UnixSeconds,
+    pub active_until: UnixSeconds,
+}
+
+/// Usage per handshake code, per UTC day, per feature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRow {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    pub handshake_code: String,
+    pub feature: String,
+    pub count: u64,
+}
+
+/// Query of `GET /api/admin/stats/usage`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageQuery {
+    /// First day, `YYYY-MM-DD`, inclusive.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Last day, `YYYY-MM-DD`, inclusive.
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub handshake_code: Option<String>,
+}
+
+/// Server status for the admin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerStatus {
+    pub uuid: String,
+    pub version: String,
+    pub identity_ok: bool,
+    pub licenses: u64,
+    pub server_time: UnixSeconds,
+}

@@ -1,0 +1,190 @@
+//! The client/server protocol. Requests travel inside an HPKE [`Envelope`] sealed to the server's
+//! X25519 key; responses are sealed with a key exported from the same HPKE context.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::UnixSeconds;
+use crate::license::LicenseType;
+
+/// Path of the public identity endpoint (plain JSON).
+pub const PATH_HELLO: &str = "/api/v1/hello";
+/// Path of the authorize endpoint (sealed).
+pub const PATH_AUTHORIZE: &str = "/api/v1/authorize";
+/// Path of the usage report endpoint (sealed).
+pub const PATH_REPORT: &str = "/api/v1/report";
+
+/// How far a request's `sent_at` may be from the server's clock.
+pub const MAX_REQUEST_SKEW_SECONDS: i64 = 300;
+
+/// Answer of `GET /api/v1/hello`: who the server is and the vendor-signed proof of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerHello {
+    pub uuid: String,
+    pub signing_key: String,
+    pub encryption_key: String,
+    pub server_time: UnixSeconds,
+    /// Activated license files (armored text) binding these keys to the vendor's signature.
+    pub certificates: Vec<String>,
+}
+
+/// An HPKE-sealed request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Protocol version of the envelope.
+    pub v: u8,
+    /// HPKE encapsulated key (base64).
+    pub enc: String,
+    /// Ciphertext (base64).
+    pub ct: String,
+}
+
+/// A response sealed with the key exported from the request's HPKE context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedResponse {
+    /// Ciphertext (base64) of a [`Reply`].
+    pub ct: String,
+}
+
+/// The plaintext inside a [`SealedResponse`]: a result or a stable error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply<T> {
+    Ok(T),
+    Err(crate::ErrorBody),
+}
+
+/// Fields every sealed request carries for replay protection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestStamp {
+    /// Random per request; a repeated id is refused.
+    pub request_id: String,
+    /// The client's estimate of the server's clock when sending.
+    pub sent_at: UnixSeconds,
+}
+
+/// Where the request came from, checked against the handshake code's validation fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationField {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+}
+
+/// Plaintext of an authorization request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizeRequest {
+    pub stamp: RequestStamp,
+    #[serde(default)]
+    pub organization: String,
+    #[serde(default)]
+    pub handshake_code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_password: Option<String>,
+    pub device_uuid: String,
+    pub product: String,
+    /// Major version of the product asking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    #[serde(default)]
+    pub modules: Vec<String>,
+    #[serde(default)]
+    pub validation: ValidationField,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub friendly_name: Option<String>,
+    /// Offline buffer the client asks for, in days (at least 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer_days: Option<u32>,
+    /// Running instances on this device, for instance-counted licenses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<u32>,
+}
+
+/// One license item a grant gives access to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantedItem {
+    pub license_id: String,
+    pub item_id: String,
+    pub product: String,
+    pub modules: Vec<String>,
+    pub license_type: LicenseType,
+    pub end: UnixSeconds,
+}
+
+/// What the server signs when it authorizes a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub grant_id: String,
+    pub server_uuid: String,
+    pub device_uuid: String,
+    pub organization: String,
+    pub handshake_code: String,
+    pub items: Vec<GrantedItem>,
+    pub issued_at: UnixSeconds,
+    /// The client may use this grant offline until then.
+    pub valid_until: UnixSeconds,
+    /// For seat-based licenses: the seat is held until then unless renewed by a report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seat_until: Option<UnixSeconds>,
+}
+
+/// A grant with the server's Ed25519 signature over the exact payload bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedGrant {
+    /// JSON of a [`Grant`] (base64).
+    pub payload: String,
+    /// Ed25519 signature of the payload bytes (base64).
+    pub signature: String,
+}
+
+/// Reply to an authorization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizeResponse {
+    pub grant: SignedGrant,
+    /// Activated license files (armored) proving the server key and the granted items.
+    pub certificates: Vec<String>,
+    pub server_time: UnixSeconds,
+}
+
+/// Usage counters of one device for one slice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageReport {
+    /// Unique id; the server counts a report id once however often it is sent.
+    pub report_id: String,
+    /// Slice index (see [`crate::slice`]).
+    pub slice: i64,
+    /// Count per feature, e.g. `scan`, `scan.symbology.qr`, `page`.
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// Plaintext of a usage report request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportRequest {
+    pub stamp: RequestStamp,
+    pub device_uuid: String,
+    #[serde(default)]
+    pub organization: String,
+    pub handshake_code: String,
+    pub reports: Vec<UsageReport>,
+}
+
+/// Reply to a usage report: every report id the server now holds (new or already counted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportResponse {
+    pub accepted: Vec<String>,
+    pub duplicates: Vec<String>,
+    pub server_time: UnixSeconds,
+}
+
+/// Most reports one request may carry.
+pub const MAX_REPORTS_PER_REQUEST: usize = 500;
+/// Most features one report may carry.
+pub const MAX_FEATURES_PER_REPORT: usize = 64;
+/// Longest feature name.
+pub const MAX_FEATURE_LEN: usize = 128;
+/// Longest device friendly name.
+pub const MAX_FRIENDLY_NAME_LEN: usize = 255;

@@ -1,0 +1,64 @@
+//! The storage contract. The server talks to `Arc<dyn Store>`; each backend is its own crate
+//! (`tally-store-sqlite`, later PostgreSQL) with its own migrations.
+//!
+//! Quota decisions are made *inside* the store's write transaction ([`Store::admit_device`]) by
+//! the pure rules of `tally-core`, so that they hold under any concurrency.
+
+mod model;
+
+pub use model::*;
+
+use async_trait::async_trait;
+
+/// Errors every backend maps its own failures to.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A referenced object (organization, item, handshake code) does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The object exists already, or the write conflicts with existing data.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The backend failed (I/O, corruption, a bug). Logged and reported as an internal error.
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the server persists. Every method that returns `Ok` has made its writes durable.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A small key/value table for server settings (e.g. the admin token hash).
+    async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()>;
+
+    /// Stores an activated license, its items, its organization (created if missing, with a
+    /// default handshake code named by `default_code`) and attaches the new items to that
+    /// organization's default code, all in one transaction. Importing the same license id again
+    /// changes nothing and reports `newly_imported = false`.
+    async fn import_license(&self, license: NewLicense) -> StoreResult<ImportOutcome>;
+    /// Every imported license, oldest first.
+    async fn licenses(&self) -> StoreResult<Vec<StoredLicense>>;
+    /// Every license item with its count of active devices at `now`.
+    async fn items(&self, now: tally_proto::UnixSeconds) -> StoreResult<Vec<StoredItem>>;
+
+    async fn organization(&self, id: &str) -> StoreResult<Option<OrganizationRow>>;
+
+    /// Creates a handshake code. `NotFound` if the organization or an item is missing, `Conflict`
+    /// if the code exists or an item belongs to another organization.
+    async fn create_handshake(&self, handshake: NewHandshake) -> StoreResult<()>;
+    /// A handshake code with its items in consumption order.
+    async fn handshake(&self, code: &str) -> StoreResult<Option<HandshakeRow>>;
+    async fn handshakes(&self) -> StoreResult<Vec<HandshakeRow>>;
+
+    /// Registers a device on the first candidate that can take it, per
+    /// [`tally_core::admission::decide`], in one write transaction.
+    async fn admit_device(&self, request: AdmitRequest) -> StoreResult<Admission>;
+    async fn devices(&self) -> StoreResult<Vec<DeviceRow>>;
+
+    /// Records usage reports; a report id already recorded is skipped (exactly-once counting).
+    async fn record_reports(&self, batch: ReportBatch) -> StoreResult<ReportOutcome>;
+    /// Usage per UTC day, handshake code and feature.
+    async fn usage_by_day(&self, filter: UsageFilter) -> StoreResult<Vec<DailyUsage>>;
+}

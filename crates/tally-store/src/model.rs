@@ -1,0 +1,140 @@
+//! Rows exchanged with a [`crate::Store`].
+
+use std::collections::BTreeMap;
+
+use tally_core::admission::Decision;
+use tally_proto::UnixSeconds;
+use tally_proto::license::{License, LicenseItem};
+
+/// An activated license to import.
+#[derive(Debug, Clone)]
+pub struct NewLicense {
+    /// The license as verified (its items are stored one row each).
+    pub license: License,
+    /// The armored activated license file, kept verbatim: clients receive it as proof.
+    pub activated_text: String,
+    /// Handshake code to create as the organization's default, if the organization is new.
+    pub default_code: String,
+    pub imported_at: UnixSeconds,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportOutcome {
+    pub newly_imported: bool,
+    /// The organization's default handshake code (existing or just created).
+    pub default_code: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredLicense {
+    pub license: License,
+    pub activated_text: String,
+    pub imported_at: UnixSeconds,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredItem {
+    pub license_id: String,
+    pub organization: String,
+    pub item: LicenseItem,
+    /// Devices whose registration on this item is active at the time asked.
+    pub active_devices: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationRow {
+    pub id: String,
+    pub name: String,
+    pub default_code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewHandshake {
+    pub code: String,
+    pub organization: String,
+    /// Item ids in consumption order.
+    pub items: Vec<String>,
+    pub description: Option<String>,
+    pub created_at: UnixSeconds,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeRow {
+    pub code: String,
+    pub organization: String,
+    /// Items (with the license id) in consumption order.
+    pub items: Vec<(String, LicenseItem)>,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub is_default: bool,
+}
+
+/// A device asking for a place on one of `candidates` (already matching and in date, in
+/// consumption order).
+#[derive(Debug, Clone)]
+pub struct AdmitRequest {
+    pub device_uuid: String,
+    pub handshake_code: String,
+    pub friendly_name: Option<String>,
+    pub candidates: Vec<LicenseItem>,
+    pub now: UnixSeconds,
+}
+
+/// The decision taken and, when admitted, the item the device now holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    pub decision: Decision,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub device_uuid: String,
+    pub item_id: String,
+    pub handshake_code: String,
+    pub friendly_name: Option<String>,
+    pub first_seen: UnixSeconds,
+    pub last_seen: UnixSeconds,
+    pub active_until: UnixSeconds,
+}
+
+/// One report as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    pub report_id: String,
+    /// Slice index (3-minute UTC slices).
+    pub slice: i64,
+    pub counts: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportBatch {
+    pub device_uuid: String,
+    pub handshake_code: String,
+    pub reports: Vec<ReportRow>,
+    pub received_at: UnixSeconds,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReportOutcome {
+    /// Report ids counted by this call.
+    pub accepted: Vec<String>,
+    /// Report ids that had been counted before (not counted again).
+    pub duplicates: Vec<String>,
+}
+
+/// Filter on usage statistics; days are days since the Unix epoch (UTC), inclusive.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UsageFilter {
+    pub from_day: Option<i64>,
+    pub to_day: Option<i64>,
+    pub handshake_code: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyUsage {
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+    pub handshake_code: String,
+    pub feature: String,
+    pub count: u64,
+}
