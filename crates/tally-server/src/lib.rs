@@ -1,1 +1,14 @@
+//! The Tally server as a library, so the `tally` binary and the tests start exactly the same
+//! thing: [`identity`] (who this server is), [`app`] (shared state and router), [`api`] (client
+//! protocol and admin API), and [`error`] (stable error codes to HTTP).
 
+pub mod api;
+pub mod app;
+pub mod error;
+pub mod identity;
+pub mod replay;
+pub mod service;
+pub mod settings;
+
+pub use app::{AppState, router, serve};
+pub use settings::Settings;

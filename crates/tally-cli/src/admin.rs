@@ -1,0 +1,260 @@
+//! `tally admin …`: the admin API from a shell. The token is given with `--token`, or read from
+//! `<data-dir>/admin-token` when the command runs on the server's machine.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde::de::DeserializeOwned;
+use tally_proto::ErrorBody;
+use tally_proto::admin::{
+    CreateHandshake, DeviceView, HandshakeView, ImportedLicense, ItemView, ServerStatus, UsageRow,
+};
+
+#[derive(Args, Debug)]
+pub struct AdminArgs {
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:48080", env = "TALLY_SERVER")]
+    pub server: String,
+    /// Admin bearer token.
+    #[arg(long, env = "TALLY_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Read the token from this server data directory when --token is absent.
+    #[arg(long, default_value = "tally-data")]
+    pub data_dir: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Server UUID, version and health of its identity.
+    Status,
+    /// The activation request to send to the vendor.
+    ActivationRequest,
+    /// Import an activated license file.
+    Import { file: PathBuf },
+    /// License items with their usage.
+    Items,
+    /// Handshake codes.
+    Handshakes,
+    /// Create a handshake code with items in consumption order.
+    CreateHandshake {
+        #[arg(long)]
+        organization: String,
+        /// Item id; repeat in consumption order.
+        #[arg(long = "item", required = true)]
+        items: Vec<String>,
+        /// The code (generated when absent).
+        #[arg(long)]
+        code: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Registered devices.
+    Devices,
+    /// Usage per handshake code, per day and per feature.
+    Stats {
+        /// First day (YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day (YYYY-MM-DD).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long = "code")]
+        handshake_code: Option<String>,
+    },
+}
+
+struct Api {
+    agent: ureq::Agent,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/admin{path}", self.base.trim_end_matches('/'))
+    }
+
+    fn finish<T: DeserializeOwned>(&self, mut resp: ureq::http::Response<ureq::Body>) -> anyhow::Result<T> {
+        let status = resp.status();
+        let text = resp.body_mut().read_to_string().context("cannot read the server's answer")?;
+        if status.is_success() {
+            return serde_json::from_str(&text).context("unexpected answer from the server");
+        }
+        match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(e) => bail!("server refused ({} {}): {}", e.code, e.name, e.message),
+            Err(_) => bail!("server answered HTTP {status}: {text}"),
+        }
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let resp = self
+            .agent
+            .get(&self.url(path))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        self.finish(resp)
+    }
+
+    fn post<T: DeserializeOwned>(&self, path: &str, content_type: &str, body: Vec<u8>) -> anyhow::Result<T> {
+        let resp = self
+            .agent
+            .post(&self.url(path))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", content_type)
+            .send(&body[..])
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        self.finish(resp)
+    }
+}
+
+pub fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let token = match args.token {
+        Some(t) => t,
+        None => {
+            let path = args.data_dir.join(tally_server::app::ADMIN_TOKEN_FILE);
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("no --token given and cannot read {}", path.display()))?
+                .trim()
+                .to_owned()
+        }
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let api = Api { agent, base: args.server, token };
+    let json = args.json;
+    match args.command {
+        AdminCommand::Status => {
+            let s: ServerStatus = api.get("/status")?;
+            print_or(json, &s, || {
+                format!(
+                    "server {}\nversion {}\nidentity {}\nlicenses {}\n",
+                    s.uuid,
+                    s.version,
+                    if s.identity_ok { "ok" } else { "MISMATCH: licenses refused" },
+                    s.licenses
+                )
+            })
+        }
+        AdminCommand::ActivationRequest => {
+            let r: serde_json::Value = api.get("/activation-request")?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            Ok(())
+        }
+        AdminCommand::Import { file } => {
+            let text = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let r: ImportedLicense = api.post("/licenses", "text/plain", text)?;
+            print_or(json, &r, || {
+                format!(
+                    "{} license {} ({}) for organization {}: items {}; default handshake code `{}`\n",
+                    if r.newly_imported { "imported" } else { "already imported:" },
+                    r.license_id,
+                    r.alias,
+                    r.organization,
+                    r.items.join(", "),
+                    r.default_handshake_code
+                )
+            })
+        }
+        AdminCommand::Items => {
+            let items: Vec<ItemView> = api.get("/items")?;
+            print_or(json, &items, || {
+                let mut out = String::from("item\ttype\tproduct\tused/quantity\tend\n");
+                for i in &items {
+                    out.push_str(&format!(
+                        "{}\t{}\t{}\t{}/{}\t{}\n",
+                        i.item_id,
+                        i.license_type.as_str(),
+                        i.product,
+                        i.used,
+                        i.quantity,
+                        crate::client::format_time(i.end)
+                    ));
+                }
+                out
+            })
+        }
+        AdminCommand::Handshakes => {
+            let hs: Vec<HandshakeView> = api.get("/handshakes")?;
+            print_or(json, &hs, || {
+                let mut out = String::from("code\torganization\titems\n");
+                for h in &hs {
+                    out.push_str(&format!("{}\t{}\t{}\n", h.code, h.organization, h.items.join(",")));
+                }
+                out
+            })
+        }
+        AdminCommand::CreateHandshake { organization, items, code, description } => {
+            let body = serde_json::to_vec(&CreateHandshake { code, organization, items, description })?;
+            let h: HandshakeView = api.post("/handshakes", "application/json", body)?;
+            print_or(json, &h, || format!("created handshake code `{}`\n", h.code))
+        }
+        AdminCommand::Devices => {
+            let ds: Vec<DeviceView> = api.get("/devices")?;
+            print_or(json, &ds, || {
+                let mut out = String::from("device\titem\tcode\tname\tlast seen\tactive until\n");
+                for d in &ds {
+                    out.push_str(&format!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\n",
+                        d.device_uuid,
+                        d.item_id,
+                        d.handshake_code,
+                        d.friendly_name.as_deref().unwrap_or("-"),
+                        crate::client::format_time(d.last_seen),
+                        crate::client::format_time(d.active_until)
+                    ));
+                }
+                out
+            })
+        }
+        AdminCommand::Stats { from, to, handshake_code } => {
+            let mut query = Vec::new();
+            for (k, v) in [("from", from), ("to", to), ("handshake_code", handshake_code)] {
+                if let Some(v) = v {
+                    query.push(format!("{k}={}", encode_query(&v)));
+                }
+            }
+            let path = if query.is_empty() { "/stats/usage".to_owned() } else { format!("/stats/usage?{}", query.join("&")) };
+            let rows: Vec<UsageRow> = api.get(&path)?;
+            print_or(json, &rows, || {
+                let mut out = String::from("day\tcode\tfeature\tcount\n");
+                for r in &rows {
+                    out.push_str(&format!("{}\t{}\t{}\t{}\n", r.day, r.handshake_code, r.feature, r.count));
+                }
+                out
+            })
+        }
+    }
+}
+
+fn print_or<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", text());
+    }
+    Ok(())
+}
+
+/// Percent-encodes a query value (only unreserved characters pass).
+fn encode_query(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,66 @@
+//! `tally`: one binary for the server, the vendor's tools, the administrator and a shell client.
+
+mod admin;
+mod client;
+mod demo;
+mod serve;
+mod settings;
+mod vendor;
+
+use clap::{Parser, Subcommand};
+use tally_core::Clock;
+
+#[derive(Parser, Debug)]
+#[command(name = "tally", version, about = "Tally license tracking server, vendor tools and client")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (port 48080, SQLite store in the data directory).
+    Serve(serve::ServeArgs),
+    /// Print this server's activation request (UUID and public keys) for the vendor.
+    Identity(serve::IdentityArgs),
+    /// Vendor tools: keys, issuing, activating and checking license files.
+    #[command(subcommand)]
+    Vendor(vendor::VendorCommand),
+    /// Administer a running server through its admin API.
+    Admin(admin::AdminArgs),
+    /// Drive the client SDK from a shell: authorize, record usage, send reports.
+    Client(client::ClientArgs),
+    /// Print the table of stable error codes (Markdown).
+    ErrorCodes,
+}
+
+fn main() -> std::process::ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let now = tally_core::SystemClock.now();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Identity(args) => serve::identity(args),
+        Command::Vendor(cmd) => vendor::run(cmd, now),
+        Command::Admin(args) => admin::run(args),
+        Command::Client(args) => client::run(args),
+        Command::ErrorCodes => {
+            print!("{}", tally_proto::error::markdown_table());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` selects the level (default: info for Tally, warn elsewhere).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tally=info,tally_server=info,tally_store_sqlite=info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

@@ -1,0 +1,146 @@
+//! `tally serve` and `tally identity`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use tally_core::{Clock, SystemClock};
+use tally_server::identity::{ServerIdentity, SystemProbe};
+use tally_server::{AppState, Settings};
+
+use crate::{demo, settings};
+
+/// File name of the SQLite database inside the data directory.
+pub const DATABASE_FILE: &str = "tally.db";
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Settings file (default: ./tally.toml when present).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (default 0.0.0.0:48080).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Data directory (default ./tally-data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The vendor's public key (base64 Ed25519).
+    #[arg(long)]
+    pub vendor_public_key: Option<String>,
+    /// Set up a working demo: a demo vendor key, a license activated for this server, imported,
+    /// and a ready client configuration.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct IdentityArgs {
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Write the activation request to this file instead of printing it.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut settings = settings::load(
+        args.config.as_deref(),
+        settings::Overrides {
+            listen: args.listen,
+            data_dir: args.data_dir,
+            vendor_public_key: args.vendor_public_key,
+        },
+    )?;
+    let demo_vendor = if args.demo { Some(demo::prepare(&mut settings)?) } else { None };
+    settings.validate().map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let state = open_state(settings)?;
+        if let Some(vendor) = demo_vendor {
+            demo::install(&state, &vendor).await?;
+        }
+        let listen = state.settings.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        tracing::info!(
+            address = %listen,
+            uuid = %state.identity.uuid,
+            data_dir = %state.settings.data_dir.display(),
+            "Tally server listening"
+        );
+        tally_server::serve(listener, state, shutdown_signal()).await.context("server failed")?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Opens the identity and the store in the data directory.
+pub fn open_state(settings: Settings) -> anyhow::Result<AppState> {
+    let clock = Arc::new(SystemClock);
+    let identity = ServerIdentity::load_or_create(
+        &settings.data_dir,
+        &settings.hardware_labels,
+        &SystemProbe,
+        clock.now(),
+    )?;
+    let db = settings.data_dir.join(DATABASE_FILE);
+    let store = tally_store_sqlite::SqliteStore::open(&db)
+        .with_context(|| format!("cannot open the database {}", db.display()))?;
+    AppState::new(settings, Arc::new(store), clock, identity).map_err(|e| anyhow::anyhow!(e))
+}
+
+pub fn identity(args: IdentityArgs) -> anyhow::Result<()> {
+    let settings = settings::load(
+        args.config.as_deref(),
+        settings::Overrides { data_dir: args.data_dir, ..Default::default() },
+    )?;
+    let identity = ServerIdentity::load_or_create(
+        &settings.data_dir,
+        &settings.hardware_labels,
+        &SystemProbe,
+        SystemClock.now(),
+    )?;
+    if let Some(problem) = &identity.mismatch {
+        eprintln!("warning: {problem}");
+    }
+    let json = serde_json::to_string_pretty(&identity.activation_request())?;
+    match args.out {
+        Some(path) => {
+            std::fs::write(&path, format!("{json}\n"))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!("activation request for server {} written to {}", identity.uuid, path.display());
+        }
+        None => println!("{json}"),
+    }
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM; in-flight requests then finish before the process exits.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,142 @@
+//! The admin JSON API under `/api/admin`, guarded by a bearer token.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, extract::rejection::QueryRejection};
+use subtle::ConstantTimeEq;
+use tally_proto::ErrorCode;
+use tally_proto::admin::{
+    CreateHandshake, DeviceView, HandshakeView, ImportedLicense, ItemView, ServerStatus, UsageQuery,
+    UsageRow,
+};
+use tally_proto::license::ActivationRequest;
+
+use crate::api::body;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::service;
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/status", get(status))
+        .route("/activation-request", get(activation_request))
+        .route("/licenses", get(licenses).post(import_license))
+        .route("/items", get(items))
+        .route("/handshakes", get(handshakes).post(create_handshake))
+        .route("/devices", get(devices))
+        .route("/stats/usage", get(usage))
+        .layer(middleware::from_fn_with_state(state, require_token))
+}
+
+/// Refuses requests without the admin bearer token (compared in constant time).
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(presented.as_bytes().ct_eq(state.admin_token.as_bytes())) {
+        next.run(req).await
+    } else {
+        ApiError::plain(ErrorCode::Unauthorized).into_response()
+    }
+}
+
+async fn status(State(state): State<AppState>) -> ApiResult<Json<ServerStatus>> {
+    Ok(Json(ServerStatus {
+        uuid: state.identity.uuid.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        identity_ok: state.identity.mismatch.is_none(),
+        licenses: state.store.licenses().await?.len() as u64,
+        server_time: state.now(),
+    }))
+}
+
+async fn activation_request(State(state): State<AppState>) -> Json<ActivationRequest> {
+    Json(state.identity.activation_request())
+}
+
+/// A license summary for listings.
+#[derive(serde::Serialize)]
+struct LicenseSummary {
+    license_id: String,
+    alias: String,
+    organization: String,
+    items: Vec<String>,
+    imported_at: i64,
+}
+
+async fn licenses(State(state): State<AppState>) -> ApiResult<Json<Vec<LicenseSummary>>> {
+    let rows = state.store.licenses().await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|l| LicenseSummary {
+                license_id: l.license.license_id,
+                alias: l.license.alias,
+                organization: l.license.organization.id,
+                items: l.license.items.into_iter().map(|i| i.id).collect(),
+                imported_at: l.imported_at,
+            })
+            .collect(),
+    ))
+}
+
+/// Body: the activated license file as text.
+async fn import_license(
+    State(state): State<AppState>,
+    raw: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<ImportedLicense>> {
+    let bytes = body::bytes(raw)?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidLicenseFile, "the license file is not UTF-8 text"))?;
+    Ok(Json(service::licenses::import(&state, text).await?))
+}
+
+async fn items(State(state): State<AppState>) -> ApiResult<Json<Vec<ItemView>>> {
+    Ok(Json(service::licenses::items(&state).await?))
+}
+
+async fn handshakes(State(state): State<AppState>) -> ApiResult<Json<Vec<HandshakeView>>> {
+    Ok(Json(service::handshakes::list(&state).await?))
+}
+
+async fn create_handshake(
+    State(state): State<AppState>,
+    raw: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<HandshakeView>> {
+    let bytes = body::bytes(raw)?;
+    let req: CreateHandshake = body::json(&bytes, ErrorCode::InvalidInput)?;
+    Ok(Json(service::handshakes::create(&state, req).await?))
+}
+
+async fn devices(State(state): State<AppState>) -> ApiResult<Json<Vec<DeviceView>>> {
+    let rows = state.store.devices().await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|d| DeviceView {
+                device_uuid: d.device_uuid,
+                item_id: d.item_id,
+                handshake_code: d.handshake_code,
+                friendly_name: d.friendly_name,
+                first_seen: d.first_seen,
+                last_seen: d.last_seen,
+                active_until: d.active_until,
+            })
+            .collect(),
+    ))
+}
+
+async fn usage(
+    State(state): State<AppState>,
+    q: Result<Query<UsageQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<UsageRow>>> {
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.body_text()))?;
+    Ok(Json(service::stats::usage(&state, q).await?))
+}

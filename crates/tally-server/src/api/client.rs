@@ -1,0 +1,138 @@
+//! The SDK protocol: a public hello, then HPKE-sealed authorize and report requests.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tally_proto::ErrorCode;
+use tally_proto::wire::{
+    AuthorizeRequest, Envelope, MAX_REQUEST_SKEW_SECONDS, ReportRequest, Reply, RequestStamp,
+    ServerHello,
+};
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::{api, service};
+
+/// `GET /api/v1/hello`: the server's public identity and the vendor-signed proof of it.
+pub async fn hello(State(state): State<AppState>) -> Result<axum::Json<ServerHello>, ApiError> {
+    let public = state.identity.public();
+    let certificates =
+        state.store.licenses().await?.into_iter().map(|l| l.activated_text).collect();
+    Ok(axum::Json(ServerHello {
+        uuid: public.uuid,
+        signing_key: public.signing_key,
+        encryption_key: public.encryption_key,
+        server_time: state.now(),
+        certificates,
+    }))
+}
+
+/// `POST /api/v1/authorize`.
+pub async fn authorize(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    sealed(&state, "authorize", body, |s, req: AuthorizeRequest| async move {
+        service::authorize::authorize(&s, req).await
+    })
+    .await
+}
+
+/// `POST /api/v1/report`.
+pub async fn report(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    sealed(&state, "report", body, |s, req: ReportRequest| async move {
+        service::report::report(&s, req).await
+    })
+    .await
+}
+
+/// Requests that carry a replay-protection stamp.
+trait Stamped {
+    fn stamp(&self) -> &RequestStamp;
+}
+impl Stamped for AuthorizeRequest {
+    fn stamp(&self) -> &RequestStamp {
+        &self.stamp
+    }
+}
+impl Stamped for ReportRequest {
+    fn stamp(&self) -> &RequestStamp {
+        &self.stamp
+    }
+}
+
+/// Opens a sealed request, checks its stamp, runs `handler` and seals the reply. Errors found
+/// before the envelope is opened are answered in plain JSON (there is no key to seal them with);
+/// every later answer, success or error, is sealed to the requesting client.
+async fn sealed<Req, Resp, F, Fut>(
+    state: &AppState,
+    purpose: &'static str,
+    body: Result<Bytes, BytesRejection>,
+    handler: F,
+) -> Response
+where
+    Req: DeserializeOwned + Stamped,
+    Resp: Serialize,
+    F: FnOnce(AppState, Req) -> Fut,
+    Fut: std::future::Future<Output = ApiResult<Resp>>,
+{
+    let opened = match open(state, purpose, body) {
+        Ok(o) => o,
+        Err(e) => return e.into_response(),
+    };
+    let outcome = match api::body::json::<Req>(&opened.plaintext, ErrorCode::BadRequest) {
+        Ok(req) => match check_stamp(state, req.stamp(), opened.replay_id) {
+            Ok(()) => handler(state.clone(), req).await,
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    let (status, reply) = match outcome {
+        Ok(resp) => (StatusCode::OK, Reply::Ok(resp)),
+        Err(e) => {
+            tracing::debug!(purpose, error = %e, "request refused");
+            (e.status(), Reply::Err(e.body()))
+        }
+    };
+    let sealed = serde_json::to_vec(&reply)
+        .map_err(|e| e.to_string())
+        .and_then(|plain| opened.reply_key.seal(&plain).map_err(|e| e.to_string()));
+    match sealed {
+        Ok(s) => (status, axum::Json(s)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot seal reply");
+            ApiError::plain(ErrorCode::Internal).into_response()
+        }
+    }
+}
+
+fn open(
+    state: &AppState,
+    purpose: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<tally_crypto::envelope::OpenedRequest> {
+    let bytes = api::body::bytes(body)?;
+    let envelope: Envelope = api::body::json(&bytes, ErrorCode::BadRequest)?;
+    tally_crypto::envelope::open_request(&state.identity.encryption, purpose, &envelope)
+        .map_err(|e| ApiError::new(ErrorCode::BadEnvelope, e.to_string()))
+}
+
+/// Refuses stamps too far from the server clock, and envelopes already seen.
+fn check_stamp(state: &AppState, stamp: &RequestStamp, replay_id: [u8; 32]) -> ApiResult<()> {
+    let now = state.now();
+    if (stamp.sent_at - now).abs() > MAX_REQUEST_SKEW_SECONDS {
+        return Err(ApiError::new(
+            ErrorCode::StaleRequest,
+            format!(
+                "the request was sent at {} but the server time is {now}; correct the offset and retry",
+                stamp.sent_at
+            ),
+        )
+        .with_server_time(now));
+    }
+    if !state.replay.first_use(replay_id, now, now + 2 * MAX_REQUEST_SKEW_SECONDS + 1) {
+        return Err(ApiError::plain(ErrorCode::ReplayedRequest));
+    }
+    Ok(())
+}

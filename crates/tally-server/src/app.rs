@@ -1,0 +1,117 @@
+//! Shared state and the router. Everything a handler needs is in [`AppState`]; nothing is global,
+//! so tests start as many servers as they like, each on its own clock and store.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tally_core::Clock;
+use tally_crypto::VerifyingKey;
+use tally_store::Store;
+
+use crate::identity::{ServerIdentity, write_private};
+use crate::replay::ReplayCache;
+use crate::settings::Settings;
+use crate::{api, settings};
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// File in the data directory that holds the generated admin token.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub identity: ServerIdentity,
+    pub vendor_key: VerifyingKey,
+    pub admin_token: String,
+    pub settings: Settings,
+    pub replay: ReplayCache,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Assembles the state. The admin token comes from the settings, else from
+    /// `<data_dir>/admin-token`, which is generated on first start.
+    pub fn new(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        identity: ServerIdentity,
+    ) -> Result<Self, String> {
+        settings.validate()?;
+        let vendor_key = settings
+            .vendor_public_key
+            .as_deref()
+            .map(VerifyingKey::from_base64)
+            .transpose()
+            .map_err(|e| format!("vendor_public_key: {e}"))?
+            .ok_or_else(|| "vendor_public_key is required".to_owned())?;
+        let admin_token = match &settings.admin_token {
+            Some(t) if t.len() >= 16 => t.clone(),
+            Some(_) => return Err("admin_token: use at least 16 characters".into()),
+            None => load_or_create_token(&settings)?,
+        };
+        Ok(Self(Arc::new(Inner {
+            store,
+            clock,
+            identity,
+            vendor_key,
+            admin_token,
+            settings,
+            replay: ReplayCache::default(),
+        })))
+    }
+
+    pub fn now(&self) -> tally_proto::UnixSeconds {
+        self.clock.now()
+    }
+}
+
+fn load_or_create_token(settings: &settings::Settings) -> Result<String, String> {
+    let path = settings.data_dir.join(ADMIN_TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
+        Ok(_) | Err(_) => {
+            let token = tally_crypto::random_id().map_err(|e| e.to_string())?;
+            write_private(&path, format!("{token}\n").as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated the admin API token");
+            Ok(token)
+        }
+    }
+}
+
+/// The complete HTTP interface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(tally_proto::wire::PATH_HELLO, get(api::client::hello))
+        .route(tally_proto::wire::PATH_AUTHORIZE, post(api::client::authorize))
+        .route(tally_proto::wire::PATH_REPORT, post(api::client::report))
+        .nest("/api/admin", api::admin::router(state.clone()))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

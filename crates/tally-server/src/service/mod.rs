@@ -1,0 +1,8 @@
+//! What the server does, independent of HTTP: each module is one operation the API exposes.
+
+pub mod authorize;
+pub mod handshakes;
+pub mod licenses;
+pub mod report;
+pub mod stats;
+pub mod validate;

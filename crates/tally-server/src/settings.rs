@@ -1,0 +1,89 @@
+//! Server settings. The binary fills them from defaults, `tally.toml`, `TALLY_*` environment
+//! variables and flags (figment); tests build them directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::HardwareLabel;
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP listener binds.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Directory holding the identity, the database and the admin token.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The software vendor's Ed25519 public key (base64); only licenses it signed are imported.
+    #[serde(default)]
+    pub vendor_public_key: Option<String>,
+    /// Hardware labels the server UUID is derived from (at least one).
+    #[serde(default = "default_labels")]
+    pub hardware_labels: Vec<HardwareLabel>,
+    /// Days a client may work offline on a grant (at least 7).
+    #[serde(default = "default_buffer_days")]
+    pub buffer_days: u32,
+    /// Admin bearer token; when absent one is generated into `<data_dir>/admin-token`.
+    #[serde(default)]
+    pub admin_token: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("vendor_public_key", &self.vendor_public_key)
+            .field("hardware_labels", &self.hardware_labels)
+            .field("buffer_days", &self.buffer_days)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], tally_proto::DEFAULT_PORT))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("tally-data")
+}
+fn default_labels() -> Vec<HardwareLabel> {
+    vec![HardwareLabel::MachineId, HardwareLabel::Mac]
+}
+fn default_buffer_days() -> u32 {
+    tally_proto::DEFAULT_BUFFER_DAYS
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            vendor_public_key: None,
+            hardware_labels: default_labels(),
+            buffer_days: default_buffer_days(),
+            admin_token: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Checks what serde cannot: returns a message naming the bad setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.hardware_labels.is_empty() {
+            return Err("hardware_labels: choose at least one hardware label".into());
+        }
+        if self.buffer_days < tally_proto::MIN_BUFFER_DAYS {
+            return Err(format!("buffer_days: must be at least {}", tally_proto::MIN_BUFFER_DAYS));
+        }
+        match &self.vendor_public_key {
+            None => Err("vendor_public_key: the vendor's public key is required (base64 Ed25519)".into()),
+            Some(k) => tally_crypto::VerifyingKey::from_base64(k)
+                .map(|_| ())
+                .map_err(|e| format!("vendor_public_key: {e}")),
+        }
+    }
+}
