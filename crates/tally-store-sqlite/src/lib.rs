@@ -1,1 +1,98 @@
+//! The embedded default store: one SQLite file in WAL mode with `synchronous=FULL`, so every
+//! acknowledged write survives a crash or power loss.
+//!
+//! All writes run on one dedicated writer thread, in order. That serializes quota decisions
+//! (`admit_device` runs in one `BEGIN IMMEDIATE` transaction) without lock contention; reads use
+//! their own connections and never wait for the writer.
 
+mod connection;
+mod devices;
+mod handshakes;
+mod licenses;
+mod migrate;
+mod usage;
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use tally_proto::UnixSeconds;
+use tally_store::*;
+
+pub use connection::SqliteStore;
+pub use migrate::SCHEMA_VERSION;
+
+/// Wraps a rusqlite error as a backend failure saying what was being done.
+pub(crate) fn backend(context: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::Backend(format!("{context}: {e}"))
+}
+
+/// A JSON column that cannot be parsed means the database was damaged or written by a bug.
+pub(crate) fn corrupt(context: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
+    move |e| StoreError::Backend(format!("damaged row ({context}): {e}"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        connection::open(path)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        let key = key.to_owned();
+        self.read(move |c| licenses::get_setting(c, &key)).await
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.write(move |c| licenses::put_setting(c, &key, &value)).await
+    }
+
+    async fn import_license(&self, license: NewLicense) -> StoreResult<ImportOutcome> {
+        self.write(move |c| licenses::import(c, &license)).await
+    }
+
+    async fn licenses(&self) -> StoreResult<Vec<StoredLicense>> {
+        self.read(licenses::list).await
+    }
+
+    async fn items(&self, now: UnixSeconds) -> StoreResult<Vec<StoredItem>> {
+        self.read(move |c| licenses::items(c, now)).await
+    }
+
+    async fn organization(&self, id: &str) -> StoreResult<Option<OrganizationRow>> {
+        let id = id.to_owned();
+        self.read(move |c| handshakes::organization(c, &id)).await
+    }
+
+    async fn create_handshake(&self, handshake: NewHandshake) -> StoreResult<()> {
+        self.write(move |c| handshakes::create(c, &handshake)).await
+    }
+
+    async fn handshake(&self, code: &str) -> StoreResult<Option<HandshakeRow>> {
+        let code = code.to_owned();
+        self.read(move |c| handshakes::get(c, &code)).await
+    }
+
+    async fn handshakes(&self) -> StoreResult<Vec<HandshakeRow>> {
+        self.read(handshakes::list).await
+    }
+
+    async fn admit_device(&self, request: AdmitRequest) -> StoreResult<Admission> {
+        self.write(move |c| devices::admit(c, &request)).await
+    }
+
+    async fn devices(&self) -> StoreResult<Vec<DeviceRow>> {
+        self.read(devices::list).await
+    }
+
+    async fn record_reports(&self, batch: ReportBatch) -> StoreResult<ReportOutcome> {
+        self.write(move |c| usage::record(c, &batch)).await
+    }
+
+    async fn usage_by_day(&self, filter: UsageFilter) -> StoreResult<Vec<DailyUsage>> {
+        self.read(move |c| usage::by_day(c, &filter)).await
+    }
+}

@@ -1,0 +1,252 @@
+//! The whole story through the real SDK: vendor key → issue → activate → import → handshake →
+//! authorize → usage → report → statistics, and every refusal a device can meet.
+
+use std::sync::Arc;
+
+use tally_proto::ErrorCode;
+use tally_proto::admin::{DeviceView, HandshakeView, UsageRow};
+use tally_sdk::{Client, Config};
+
+use crate::common::*;
+
+fn config(s: &TestServer, name: &str) -> Config {
+    let mut c = Config::new(
+        vec![s.url.clone()],
+        &s.vendor.verifying_key().to_base64(),
+        s.client_dir(name),
+        "scanner",
+    );
+    c.organization = "acme".into();
+    c
+}
+
+fn client(s: &TestServer, c: Config) -> Client {
+    Client::with_clock(c, Arc::new(s.clock.clone())).unwrap()
+}
+
+fn refusal(result: Result<tally_sdk::Authorization, tally_sdk::SdkError>) -> ErrorCode {
+    match result {
+        Ok(a) => panic!("expected a refusal, got a grant for {:?}", a.grant.items),
+        Err(e) => e.code,
+    }
+}
+
+#[test]
+fn one_license_end_to_end() {
+    let s = TestServer::start();
+    let imported = s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));
+    let code: HandshakeView = s.admin_ok(
+        "POST",
+        "/handshakes",
+        Some((
+            "application/json",
+            serde_json::to_vec(&serde_json::json!({
+                "code": "scanners", "organization": "acme", "items": imported.items,
+            }))
+            .unwrap(),
+        )),
+    );
+
+    let mut c = config(&s, "laptop");
+    c.handshake_code = code.code.clone();
+    c.friendly_name = Some("Front desk laptop".into());
+    let device = client(&s, c);
+    let auth = device.authorize().unwrap();
+    assert!(!auth.cached);
+    assert_eq!(auth.grant.handshake_code, "scanners");
+    assert_eq!(auth.grant.items[0].item_id, "L-1-1");
+    assert_eq!(auth.grant.valid_until, T0 + 7 * DAY);
+
+    device.record_usage("scan", 2).unwrap();
+    device.record_usage("scan.symbology.qr", 1).unwrap();
+    s.clock.advance(180);
+    device.record_usage("scan", 5).unwrap();
+    let outcome = device.flush().unwrap();
+    assert_eq!(outcome.acknowledged, 2, "{outcome:?}");
+    assert_eq!(device.status().unwrap().pending_reports, 0);
+
+    let rows: Vec<UsageRow> = s.admin_ok("GET", "/stats/usage?from=2026-06-01&to=2026-06-01", None);
+    let count = |feature: &str| {
+        rows.iter()
+            .find(|r| r.feature == feature && r.handshake_code == "scanners" && r.day == "2026-06-01")
+            .map(|r| r.count)
+    };
+    assert_eq!(count("scan"), Some(7));
+    assert_eq!(count("scan.symbology.qr"), Some(1));
+
+    let devices: Vec<DeviceView> = s.admin_ok("GET", "/devices", None);
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0].friendly_name.as_deref(), Some("Front desk laptop"));
+    assert_eq!(devices[0].device_uuid, device.device_uuid());
+}
+
+#[test]
+fn refusals_carry_stable_codes() {
+    let s = TestServer::start();
+    s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));
+    s.import(&s.activated("L-2", "other", vec![per_device("L-2-1", "scanner", 5, 10)]));
+
+    let mut c = config(&s, "unknown-code");
+    c.handshake_code = "nope".into();
+    assert_eq!(refusal(client(&s, c).authorize()), ErrorCode::UnknownHandshakeCode);
+
+    let mut c = config(&s, "wrong-org");
+    c.handshake_code = "other-default".into();
+    assert_eq!(refusal(client(&s, c).authorize()), ErrorCode::HandshakeOrganizationMismatch);
+
+    let mut c = config(&s, "unknown-org");
+    c.organization = "ghost".into();
+    assert_eq!(refusal(client(&s, c).authorize()), ErrorCode::UnknownOrganization);
+
+    let mut c = config(&s, "wrong-product");
+    c.product = "viewer".into();
+    assert_eq!(refusal(client(&s, c).authorize()), ErrorCode::NoMatchingLicense);
+
+    let mut c = config(&s, "wrong-module");
+    c.modules = vec!["ocr".into()];
+    assert_eq!(refusal(client(&s, c).authorize()), ErrorCode::NoMatchingLicense);
+
+    let mut c = config(&s, "trial");
+    c.organization = String::new();
+    assert_eq!(refusal(client(&s, c).authorize()), ErrorCode::TrialUnavailable);
+
+    s.clock.advance(366 * DAY);
+    assert_eq!(refusal(client(&s, config(&s, "late")).authorize()), ErrorCode::LicenseExpired);
+}
+
+#[test]
+fn per_device_quota_refuses_new_devices_and_keeps_known_ones() {
+    let s = TestServer::start();
+    // quantity 4 with 10 % grace: round(0.4) = 0 extra places.
+    s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 4, 10)]));
+    let devices: Vec<Client> = (0..4).map(|i| client(&s, config(&s, &format!("d{i}")))).collect();
+    for d in &devices {
+        d.authorize().unwrap();
+    }
+    let fifth = client(&s, config(&s, "d4"));
+    assert_eq!(refusal(fifth.authorize()), ErrorCode::DeviceQuotaExceeded);
+    // Known devices keep working.
+    for d in &devices {
+        assert!(!d.authorize().unwrap().cached);
+    }
+    // A registration lapses after its active window (30 days) without contact.
+    s.clock.advance(31 * DAY);
+    fifth.authorize().unwrap();
+}
+
+#[test]
+fn grace_admits_ten_percent_more_new_devices() {
+    let s = TestServer::start();
+    s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 10, 10)]));
+    let admitted = (0..12)
+        .filter(|i| client(&s, config(&s, &format!("g{i}"))).authorize().is_ok())
+        .count();
+    assert_eq!(admitted, 11);
+}
+
+#[test]
+fn the_next_item_serves_when_the_first_is_full() {
+    let s = TestServer::start();
+    let mut early = per_device("L-1-1", "scanner", 1, 0);
+    early.end = T0 + 30 * DAY;
+    s.import(&s.activated("L-1", "acme", vec![early, per_device("L-1-2", "scanner", 1, 0)]));
+    let a = client(&s, config(&s, "a")).authorize().unwrap();
+    let b = client(&s, config(&s, "b")).authorize().unwrap();
+    assert_eq!(a.grant.items[0].item_id, "L-1-1");
+    assert_eq!(b.grant.items[0].item_id, "L-1-2");
+    assert_eq!(refusal(client(&s, config(&s, "c")).authorize()), ErrorCode::DeviceQuotaExceeded);
+}
+
+#[test]
+fn concurrent_devices_never_exceed_the_quota() {
+    let s = TestServer::start();
+    s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 3, 0)]));
+    let results: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let c = config(&s, &format!("c{i}"));
+                let clock = s.clock.clone();
+                scope.spawn(move || Client::with_clock(c, Arc::new(clock)).unwrap().authorize().is_ok())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(results.iter().filter(|ok| **ok).count(), 3);
+}
+
+#[test]
+fn offline_the_cached_grant_works_until_it_expires() {
+    let s = TestServer::start();
+    s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));
+    let dir_config = config(&s, "offline");
+    let online = client(&s, dir_config.clone());
+    online.authorize().unwrap();
+    online.record_usage("scan", 4).unwrap();
+    let (data, vendor) = s.stop();
+
+    // The server is gone; the same device (a new process) uses its cached grant.
+    let clock = tally_core::ManualClock::new(T0 + 3 * DAY);
+    let offline = Client::with_clock(dir_config.clone(), Arc::new(clock.clone())).unwrap();
+    let auth = offline.authorize().unwrap();
+    assert!(auth.cached);
+    assert_eq!(auth.warning, Some(ErrorCode::CachedGrantUsed));
+    assert!(offline.flush().is_err() || offline.status().unwrap().pending_reports > 0);
+
+    clock.set(T0 + 7 * DAY + 1);
+    assert_eq!(refusal(offline.authorize()), ErrorCode::GrantExpired);
+
+    // The usage kept offline is delivered once the server is back.
+    let back = TestServer::start_in(data, vendor, "machine-1");
+    back.clock.set(T0 + 3 * DAY);
+    let mut c = dir_config;
+    c.servers = vec![back.url.clone()];
+    let reconnected = Client::with_clock(c, Arc::new(back.clock.clone())).unwrap();
+    reconnected.authorize().unwrap();
+    reconnected.flush().unwrap();
+    let rows: Vec<UsageRow> = back.admin_ok("GET", "/stats/usage", None);
+    assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 4);
+}
+
+#[test]
+fn a_report_retried_is_counted_once() {
+    let s = TestServer::start();
+    s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));
+    let c = config(&s, "retry");
+    let device = client(&s, c.clone());
+    device.authorize().unwrap();
+    device.record_usage("page", 9).unwrap();
+    // Keep a copy of the device's state as it was before the flush, as if the acknowledgement
+    // had been lost, then send again from that copy.
+    let before = tempfile::tempdir().unwrap();
+    copy_dir(&c.state_dir, before.path());
+    assert_eq!(device.flush().unwrap().acknowledged, 1);
+    let mut replay = c.clone();
+    replay.state_dir = before.path().to_owned();
+    let again = client(&s, replay).flush().unwrap();
+    assert_eq!(again.duplicates, 1, "{again:?}");
+    let rows: Vec<UsageRow> = s.admin_ok("GET", "/stats/usage", None);
+    assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 9);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_changed_server_identity_refuses_clients() {
+    let s = TestServer::start();
+    s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));
+    let (data, vendor) = s.stop();
+    let moved = TestServer::start_in(data, vendor, "another-machine");
+    let c = config(&moved, "moved");
+    assert_eq!(refusal(client(&moved, c).authorize()), ErrorCode::IdentityMismatch);
+}
