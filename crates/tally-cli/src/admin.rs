@@ -81,9 +81,15 @@ impl Api {
         format!("{}/api/admin{path}", self.base.trim_end_matches('/'))
     }
 
-    fn finish<T: DeserializeOwned>(&self, mut resp: ureq::http::Response<ureq::Body>) -> anyhow::Result<T> {
+    fn finish<T: DeserializeOwned>(
+        &self,
+        mut resp: ureq::http::Response<ureq::Body>,
+    ) -> anyhow::Result<T> {
         let status = resp.status();
-        let text = resp.body_mut().read_to_string().context("cannot read the server's answer")?;
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .context("cannot read the server's answer")?;
         if status.is_success() {
             return serde_json::from_str(&text).context("unexpected answer from the server");
         }
@@ -103,7 +109,12 @@ impl Api {
         self.finish(resp)
     }
 
-    fn post<T: DeserializeOwned>(&self, path: &str, content_type: &str, body: Vec<u8>) -> anyhow::Result<T> {
+    fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<T> {
         let resp = self
             .agent
             .post(&self.url(path))
@@ -131,7 +142,11 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into();
-    let api = Api { agent, base: args.server, token };
+    let api = Api {
+        agent,
+        base: args.server,
+        token,
+    };
     let json = args.json;
     match args.command {
         AdminCommand::Status => {
@@ -141,7 +156,11 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
                     "server {}\nversion {}\nidentity {}\nlicenses {}\n",
                     s.uuid,
                     s.version,
-                    if s.identity_ok { "ok" } else { "MISMATCH: licenses refused" },
+                    if s.identity_ok {
+                        "ok"
+                    } else {
+                        "MISMATCH: licenses refused"
+                    },
                     s.licenses
                 )
             })
@@ -152,12 +171,17 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
             Ok(())
         }
         AdminCommand::Import { file } => {
-            let text = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let text =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let r: ImportedLicense = api.post("/licenses", "text/plain", text)?;
             print_or(json, &r, || {
                 format!(
                     "{} license {} ({}) for organization {}: items {}; default handshake code `{}`\n",
-                    if r.newly_imported { "imported" } else { "already imported:" },
+                    if r.newly_imported {
+                        "imported"
+                    } else {
+                        "already imported:"
+                    },
                     r.license_id,
                     r.alias,
                     r.organization,
@@ -189,15 +213,32 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
             print_or(json, &hs, || {
                 let mut out = String::from("code\torganization\titems\n");
                 for h in &hs {
-                    out.push_str(&format!("{}\t{}\t{}\n", h.code, h.organization, h.items.join(",")));
+                    out.push_str(&format!(
+                        "{}\t{}\t{}\n",
+                        h.code,
+                        h.organization,
+                        h.items.join(",")
+                    ));
                 }
                 out
             })
         }
-        AdminCommand::CreateHandshake { organization, items, code, description } => {
-            let body = serde_json::to_vec(&CreateHandshake { code, organization, items, description })?;
+        AdminCommand::CreateHandshake {
+            organization,
+            items,
+            code,
+            description,
+        } => {
+            let body = serde_json::to_vec(&CreateHandshake {
+                code,
+                organization,
+                items,
+                description,
+            })?;
             let h: HandshakeView = api.post("/handshakes", "application/json", body)?;
-            print_or(json, &h, || format!("created handshake code `{}`\n", h.code))
+            print_or(json, &h, || {
+                format!("created handshake code `{}`\n", h.code)
+            })
         }
         AdminCommand::Devices => {
             let ds: Vec<DeviceView> = api.get("/devices")?;
@@ -217,19 +258,34 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
                 out
             })
         }
-        AdminCommand::Stats { from, to, handshake_code } => {
+        AdminCommand::Stats {
+            from,
+            to,
+            handshake_code,
+        } => {
             let mut query = Vec::new();
-            for (k, v) in [("from", from), ("to", to), ("handshake_code", handshake_code)] {
+            for (k, v) in [
+                ("from", from),
+                ("to", to),
+                ("handshake_code", handshake_code),
+            ] {
                 if let Some(v) = v {
                     query.push(format!("{k}={}", encode_query(&v)));
                 }
             }
-            let path = if query.is_empty() { "/stats/usage".to_owned() } else { format!("/stats/usage?{}", query.join("&")) };
+            let path = if query.is_empty() {
+                "/stats/usage".to_owned()
+            } else {
+                format!("/stats/usage?{}", query.join("&"))
+            };
             let rows: Vec<UsageRow> = api.get(&path)?;
             print_or(json, &rows, || {
                 let mut out = String::from("day\tcode\tfeature\tcount\n");
                 for r in &rows {
-                    out.push_str(&format!("{}\t{}\t{}\t{}\n", r.day, r.handshake_code, r.feature, r.count));
+                    out.push_str(&format!(
+                        "{}\t{}\t{}\t{}\n",
+                        r.day, r.handshake_code, r.feature, r.count
+                    ));
                 }
                 out
             })
@@ -237,7 +293,11 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
     }
 }
 
-fn print_or<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> anyhow::Result<()> {
+fn print_or<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    text: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(value)?);
     } else {

@@ -58,7 +58,8 @@ pub enum ClientCommand {
 
 /// `YYYY-MM-DD HH:MM:SS UTC` of a Unix time.
 pub fn format_time(t: tally_proto::UnixSeconds) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    let fmt =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()
         .and_then(|d| d.format(fmt).ok())
@@ -66,13 +67,83 @@ pub fn format_time(t: tally_proto::UnixSeconds) -> String {
 }
 
 pub fn load(path: &std::path::Path) -> anyhow::Result<ClientFile> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("invalid client configuration {}", path.display()))
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text)
+        .with_context(|| format!("invalid client configuration {}", path.display()))
+}
+
+impl ClientFile {
+    fn sdk_config(&self) -> tally_sdk::Config {
+        let mut c = tally_sdk::Config::new(
+            self.servers.clone(),
+            &self.vendor_public_key,
+            self.state_dir.clone(),
+            &self.product,
+        );
+        c.organization = self.organization.clone();
+        c.handshake_code = self.handshake_code.clone();
+        c.session_password = self.session_password.clone();
+        c.version = self.version;
+        c.modules = self.modules.clone();
+        c.friendly_name = self.friendly_name.clone();
+        c
+    }
 }
 
 pub fn run(args: ClientArgs) -> anyhow::Result<()> {
     let file = load(&args.config)?;
-    let _ = file;
-    let _ = args.command;
-    anyhow::bail!("the client commands are not wired yet")
+    let client = tally_sdk::Client::new(file.sdk_config())?;
+    match args.command {
+        ClientCommand::Authorize => {
+            let auth = client.authorize()?;
+            let g = &auth.grant;
+            if auth.cached {
+                println!("authorized from the cached grant (no server answered)");
+            } else {
+                println!("authorized by server {}", g.server_uuid);
+            }
+            println!("  device       {}", g.device_uuid);
+            println!("  code         {}", g.handshake_code);
+            for item in &g.items {
+                println!(
+                    "  item         {} ({} {}, ends {})",
+                    item.item_id,
+                    item.product,
+                    item.license_type.as_str(),
+                    format_time(item.end)
+                );
+            }
+            println!("  valid until  {}", format_time(g.valid_until));
+        }
+        ClientCommand::Record { feature, count } => {
+            client.record_usage(&feature, count)?;
+            println!("recorded {count} {feature}");
+        }
+        ClientCommand::Flush => {
+            let o = client.flush()?;
+            println!(
+                "sent {} reports: {} acknowledged ({} already counted), {} pending, {} expired",
+                o.sent, o.acknowledged, o.duplicates, o.pending, o.expired
+            );
+        }
+        ClientCommand::Status => {
+            let s = client.status()?;
+            println!("device {}", s.device_uuid);
+            match &s.grant {
+                Some(g) => println!(
+                    "grant for `{}` (items {}), valid until {}",
+                    g.handshake_code,
+                    g.items.join(", "),
+                    format_time(g.valid_until)
+                ),
+                None => println!("no grant cached"),
+            }
+            println!("{} reports waiting", s.pending_reports);
+            for (feature, count) in &s.open_slice_counts {
+                println!("  this slice: {feature} {count}");
+            }
+        }
+    }
+    Ok(())
 }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use tally_crypto::SigningKey;
 use tally_crypto::keys::{parse_vendor_key_file, vendor_key_file};
-use tally_proto::license::{ActiveWindow, LICENSE_FORMAT, License, LicenseItem, LicenseType, Organization};
+use tally_proto::license::{
+    ActiveWindow, LICENSE_FORMAT, License, LicenseItem, LicenseType, Organization,
+};
 use tally_server::{AppState, Settings};
 
 use crate::client::ClientFile;
@@ -25,7 +27,8 @@ pub fn prepare(settings: &mut Settings) -> anyhow::Result<SigningKey> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join("vendor.key");
     let key = match std::fs::read_to_string(&path) {
-        Ok(text) => parse_vendor_key_file(&text).with_context(|| format!("bad demo key {}", path.display()))?,
+        Ok(text) => parse_vendor_key_file(&text)
+            .with_context(|| format!("bad demo key {}", path.display()))?,
         Err(_) => {
             let key = SigningKey::generate()?;
             tally_server::identity::write_private(&path, vendor_key_file(&key).as_bytes())
@@ -34,7 +37,11 @@ pub fn prepare(settings: &mut Settings) -> anyhow::Result<SigningKey> {
         }
     };
     let public = key.verifying_key().to_base64();
-    if settings.vendor_public_key.as_deref().is_some_and(|k| k != public) {
+    if settings
+        .vendor_public_key
+        .as_deref()
+        .is_some_and(|k| k != public)
+    {
         tracing::warn!("--demo replaces the configured vendor key with the demo vendor key");
     }
     settings.vendor_public_key = Some(public);
@@ -54,7 +61,10 @@ pub async fn install(state: &AppState, vendor: &SigningKey) -> anyhow::Result<()
         let license = License {
             format: LICENSE_FORMAT.into(),
             license_id: "DEMO-1".into(),
-            organization: Organization { id: DEMO_ORG.into(), name: "Demo Organization".into() },
+            organization: Organization {
+                id: DEMO_ORG.into(),
+                name: "Demo Organization".into(),
+            },
             alias: "Demo license".into(),
             issued_at: now,
             items: vec![LicenseItem {
@@ -98,7 +108,10 @@ pub async fn install(state: &AppState, vendor: &SigningKey) -> anyhow::Result<()
     let client_path = dir.join("client.toml");
     std::fs::write(&client_path, toml::to_string_pretty(&client)?)
         .with_context(|| format!("cannot write {}", client_path.display()))?;
-    let token_hint = state.settings.data_dir.join(tally_server::app::ADMIN_TOKEN_FILE);
+    let token_hint = state
+        .settings
+        .data_dir
+        .join(tally_server::app::ADMIN_TOKEN_FILE);
     tracing::info!(
         "demo ready: organization `{DEMO_ORG}`, handshake code `{DEMO_ORG}-default`, 5 devices of `{DEMO_PRODUCT}`.\n  \
          try:  tally client --config {c} authorize\n        \

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use tally_core::Clock;
 
 #[derive(Parser, Debug)]
-#[command(name = "tally", version, about = "Tally license tracking server, vendor tools and client")]
+#[command(
+    name = "tally",
+    version,
+    about = "Tally license tracking server, vendor tools and client"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,7 +64,13 @@ fn main() -> std::process::ExitCode {
 
 /// Logs go to stderr; `RUST_LOG` selects the level (default: info for Tally, warn elsewhere).
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tally=info,tally_server=info,tally_store_sqlite=info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "warn,tally=info,tally_server=info,tally_store_sqlite=info",
+        )
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

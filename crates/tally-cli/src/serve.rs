@@ -54,8 +54,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             vendor_public_key: args.vendor_public_key,
         },
     )?;
-    let demo_vendor = if args.demo { Some(demo::prepare(&mut settings)?) } else { None };
-    settings.validate().map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+    let demo_vendor = if args.demo {
+        Some(demo::prepare(&mut settings)?)
+    } else {
+        None
+    };
+    settings
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -75,7 +81,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             data_dir = %state.settings.data_dir.display(),
             "Tally server listening"
         );
-        tally_server::serve(listener, state, shutdown_signal()).await.context("server failed")?;
+        tally_server::serve(listener, state, shutdown_signal())
+            .await
+            .context("server failed")?;
         tracing::info!("stopped");
         Ok(())
     })
@@ -99,7 +107,10 @@ pub fn open_state(settings: Settings) -> anyhow::Result<AppState> {
 pub fn identity(args: IdentityArgs) -> anyhow::Result<()> {
     let settings = settings::load(
         args.config.as_deref(),
-        settings::Overrides { data_dir: args.data_dir, ..Default::default() },
+        settings::Overrides {
+            data_dir: args.data_dir,
+            ..Default::default()
+        },
     )?;
     let identity = ServerIdentity::load_or_create(
         &settings.data_dir,
@@ -115,7 +126,11 @@ pub fn identity(args: IdentityArgs) -> anyhow::Result<()> {
         Some(path) => {
             std::fs::write(&path, format!("{json}\n"))
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            println!("activation request for server {} written to {}", identity.uuid, path.display());
+            println!(
+                "activation request for server {} written to {}",
+                identity.uuid,
+                path.display()
+            );
         }
         None => println!("{json}"),
     }

@@ -23,7 +23,11 @@ pub fn load(config: Option<&Path>, overrides: Overrides) -> anyhow::Result<Setti
     let mut fig = Figment::from(Serialized::defaults(Settings::default()));
     match config {
         Some(path) => {
-            anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+            anyhow::ensure!(
+                path.exists(),
+                "config file {} does not exist",
+                path.display()
+            );
             fig = fig.merge(Toml::file(path));
         }
         None => fig = fig.merge(Toml::file("tally.toml")),

@@ -27,7 +27,10 @@ pub enum Refusal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// Take candidate `index`; the device stays registered until `active_until`.
-    Admit { index: usize, active_until: UnixSeconds },
+    Admit {
+        index: usize,
+        active_until: UnixSeconds,
+    },
     /// No candidate can take the device; the refusal of the first candidate is reported.
     Refuse(Refusal),
 }
@@ -41,7 +44,8 @@ pub fn device_allowance(quantity: u64, grace_percent: u8) -> u64 {
 /// When a per-device registration made at `now` lapses: one active window later, never after the
 /// item's end.
 pub fn device_active_until(item: &LicenseItem, now: UnixSeconds) -> UnixSeconds {
-    now.saturating_add(item.active_window.seconds()).min(item.end)
+    now.saturating_add(item.active_window.seconds())
+        .min(item.end)
 }
 
 /// Chooses the first candidate, in consumption order, that can take the device. `candidates` are
@@ -55,7 +59,12 @@ pub fn decide(candidates: &[LicenseItem], states: &[ItemState], now: UnixSeconds
             other => Err(Refusal::UnsupportedType(other)),
         };
         match verdict {
-            Ok(()) => return Decision::Admit { index, active_until: device_active_until(item, now) },
+            Ok(()) => {
+                return Decision::Admit {
+                    index,
+                    active_until: device_active_until(item, now),
+                };
+            }
             Err(r) => {
                 first_refusal.get_or_insert(r);
             }
@@ -67,7 +76,9 @@ pub fn decide(candidates: &[LicenseItem], states: &[ItemState], now: UnixSeconds
 /// Per device: a device already active always keeps its place; a new one needs a free place
 /// within quantity + grace.
 fn per_device(item: &LicenseItem, state: &ItemState) -> Result<(), Refusal> {
-    if state.device_active || state.other_active_devices < device_allowance(item.quantity, item.grace_percent) {
+    if state.device_active
+        || state.other_active_devices < device_allowance(item.quantity, item.grace_percent)
+    {
         Ok(())
     } else {
         Err(Refusal::DeviceQuota)
@@ -105,22 +116,46 @@ mod tests {
     #[test]
     fn new_devices_are_refused_beyond_the_allowance_known_ones_stay() {
         let items = [item(2, 0)];
-        let full = ItemState { other_active_devices: 2, device_active: false };
-        assert_eq!(decide(&items, &[full], 0), Decision::Refuse(Refusal::DeviceQuota));
-        let known = ItemState { other_active_devices: 2, device_active: true };
-        assert!(matches!(decide(&items, &[known], 0), Decision::Admit { index: 0, .. }));
-        let room = ItemState { other_active_devices: 1, device_active: false };
-        assert!(matches!(decide(&items, &[room], 0), Decision::Admit { index: 0, .. }));
+        let full = ItemState {
+            other_active_devices: 2,
+            device_active: false,
+        };
+        assert_eq!(
+            decide(&items, &[full], 0),
+            Decision::Refuse(Refusal::DeviceQuota)
+        );
+        let known = ItemState {
+            other_active_devices: 2,
+            device_active: true,
+        };
+        assert!(matches!(
+            decide(&items, &[known], 0),
+            Decision::Admit { index: 0, .. }
+        ));
+        let room = ItemState {
+            other_active_devices: 1,
+            device_active: false,
+        };
+        assert!(matches!(
+            decide(&items, &[room], 0),
+            Decision::Admit { index: 0, .. }
+        ));
     }
 
     #[test]
     fn the_next_item_serves_when_the_first_is_full() {
         let items = [item(1, 0), item(1, 0)];
         let states = [
-            ItemState { other_active_devices: 1, device_active: false },
+            ItemState {
+                other_active_devices: 1,
+                device_active: false,
+            },
             ItemState::default(),
         ];
-        assert!(matches!(decide(&items, &states, 0), Decision::Admit { index: 1, .. }));
+        assert!(matches!(
+            decide(&items, &states, 0),
+            Decision::Admit { index: 1, .. }
+        ));
     }
 
     #[test]

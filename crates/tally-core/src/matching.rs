@@ -16,7 +16,12 @@ pub enum Mismatch {
 }
 
 /// The product part: same product, version in range, requested modules all unlocked.
-pub fn serves_product(item: &LicenseItem, product: &str, version: Option<u32>, modules: &[String]) -> bool {
+pub fn serves_product(
+    item: &LicenseItem,
+    product: &str,
+    version: Option<u32>,
+    modules: &[String],
+) -> bool {
     if item.product != product {
         return false;
     }
@@ -25,7 +30,9 @@ pub fn serves_product(item: &LicenseItem, product: &str, version: Option<u32>, m
     {
         return false;
     }
-    modules.iter().all(|m| item.modules.iter().any(|have| have == m))
+    modules
+        .iter()
+        .all(|m| item.modules.iter().any(|have| have == m))
 }
 
 /// The date part: `start <= now < end`.
@@ -62,7 +69,10 @@ mod tests {
         LicenseItem {
             id: "i".into(),
             product: "scanner".into(),
-            versions: Some(VersionRange { min_major: 2, max_major: 3 }),
+            versions: Some(VersionRange {
+                min_major: 2,
+                max_major: 3,
+            }),
             modules: vec!["qr".into(), "pdf417".into()],
             license_type: LicenseType::PerDevice,
             quantity: 1,
@@ -79,8 +89,14 @@ mod tests {
         assert_eq!(check(&i, "scanner", Some(2), &["qr".into()], 150), Ok(()));
         assert_eq!(check(&i, "scanner", None, &[], 150), Ok(()));
         assert_eq!(check(&i, "viewer", None, &[], 150), Err(Mismatch::Product));
-        assert_eq!(check(&i, "scanner", Some(4), &[], 150), Err(Mismatch::Product));
-        assert_eq!(check(&i, "scanner", None, &["ocr".into()], 150), Err(Mismatch::Product));
+        assert_eq!(
+            check(&i, "scanner", Some(4), &[], 150),
+            Err(Mismatch::Product)
+        );
+        assert_eq!(
+            check(&i, "scanner", None, &["ocr".into()], 150),
+            Err(Mismatch::Product)
+        );
     }
 
     #[test]

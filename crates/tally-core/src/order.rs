@@ -39,7 +39,12 @@ mod tests {
 
     #[test]
     fn closest_expiry_then_specific_then_least_restrictive() {
-        let mut items = vec![item("late", 300, 0, 1), item("wide", 200, 3, 1), item("big", 200, 1, 9), item("small", 200, 1, 2)];
+        let mut items = vec![
+            item("late", 300, 0, 1),
+            item("wide", 200, 3, 1),
+            item("big", 200, 1, 9),
+            item("small", 200, 1, 2),
+        ];
         default_order(&mut items);
         let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(ids, ["big", "small", "wide", "late"]);

@@ -6,7 +6,10 @@ pub enum Target {
     /// The organization's default handshake code.
     DefaultOf { organization: String },
     /// That code; `organization` is set when the client named one, and then must own the code.
-    Code { code: String, organization: Option<String> },
+    Code {
+        code: String,
+        organization: Option<String>,
+    },
     /// Neither given: a public trial, once per device.
     Trial,
 }
@@ -16,9 +19,17 @@ pub fn resolve(organization: &str, handshake_code: &str) -> Target {
     let org = organization.trim();
     let code = handshake_code.trim();
     match (org.is_empty(), code.is_empty()) {
-        (false, true) => Target::DefaultOf { organization: org.to_owned() },
-        (false, false) => Target::Code { code: code.to_owned(), organization: Some(org.to_owned()) },
-        (true, false) => Target::Code { code: code.to_owned(), organization: None },
+        (false, true) => Target::DefaultOf {
+            organization: org.to_owned(),
+        },
+        (false, false) => Target::Code {
+            code: code.to_owned(),
+            organization: Some(org.to_owned()),
+        },
+        (true, false) => Target::Code {
+            code: code.to_owned(),
+            organization: None,
+        },
         (true, true) => Target::Trial,
     }
 }
@@ -29,12 +40,26 @@ mod tests {
 
     #[test]
     fn follows_the_resolution_table() {
-        assert_eq!(resolve("1001", ""), Target::DefaultOf { organization: "1001".into() });
+        assert_eq!(
+            resolve("1001", ""),
+            Target::DefaultOf {
+                organization: "1001".into()
+            }
+        );
         assert_eq!(
             resolve("1001", "abc"),
-            Target::Code { code: "abc".into(), organization: Some("1001".into()) }
+            Target::Code {
+                code: "abc".into(),
+                organization: Some("1001".into())
+            }
         );
-        assert_eq!(resolve("", "abc"), Target::Code { code: "abc".into(), organization: None });
+        assert_eq!(
+            resolve("", "abc"),
+            Target::Code {
+                code: "abc".into(),
+                organization: None
+            }
+        );
         assert_eq!(resolve(" ", ""), Target::Trial);
     }
 }

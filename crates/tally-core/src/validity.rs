@@ -4,7 +4,11 @@ use tally_proto::{MIN_BUFFER_DAYS, UnixSeconds};
 
 /// `valid_until = min(earliest end of the granted items, now + buffer days)`, with the buffer never
 /// below [`MIN_BUFFER_DAYS`].
-pub fn grant_valid_until(now: UnixSeconds, buffer_days: u32, items_end: UnixSeconds) -> UnixSeconds {
+pub fn grant_valid_until(
+    now: UnixSeconds,
+    buffer_days: u32,
+    items_end: UnixSeconds,
+) -> UnixSeconds {
     let days = i64::from(buffer_days.max(MIN_BUFFER_DAYS));
     items_end.min(now.saturating_add(days * 86_400))
 }

@@ -69,12 +69,20 @@ fn signed_message(signed_part: &str) -> Vec<u8> {
 }
 
 /// Serializes `payload` as pretty JSON, armors it and signs it.
-pub fn seal<T: Serialize>(kind: DocumentKind, payload: &T, key: &SigningKey) -> CryptoResult<String> {
+pub fn seal<T: Serialize>(
+    kind: DocumentKind,
+    payload: &T,
+    key: &SigningKey,
+) -> CryptoResult<String> {
     let json = serde_json::to_string_pretty(payload)
         .map_err(|e| CryptoError::Malformed(format!("cannot serialize payload: {e}")))?;
     let signed_part = format!("{}{json}\n{SIGNATURE_LINE}", kind.begin_line());
     let signature = key.sign(&signed_message(&signed_part));
-    Ok(format!("{signed_part}{}\n{}", b64_encode(&signature), kind.end_line()))
+    Ok(format!(
+        "{signed_part}{}\n{}",
+        b64_encode(&signature),
+        kind.end_line()
+    ))
 }
 
 /// Splits an armored document into its signed part, its JSON payload and its signature, checking
@@ -109,24 +117,35 @@ fn split(text: &str, kind: DocumentKind) -> CryptoResult<(&str, &str, Vec<u8>)> 
     }
     let sig_text = &rest[..88];
     if rest.as_bytes()[88] != b'\n' {
-        return Err(CryptoError::Malformed("the signature line is malformed".into()));
+        return Err(CryptoError::Malformed(
+            "the signature line is malformed".into(),
+        ));
     }
     let signature = b64_decode(sig_text)?;
     Ok((signed_part, payload, signature))
 }
 
 /// Verifies an armored document against `key` and parses its payload.
-pub fn open<T: DeserializeOwned>(text: &str, kind: DocumentKind, key: &VerifyingKey) -> CryptoResult<T> {
+pub fn open<T: DeserializeOwned>(
+    text: &str,
+    kind: DocumentKind,
+    key: &VerifyingKey,
+) -> CryptoResult<T> {
     let (signed_part, payload, signature) = split(text, kind)?;
     key.verify(&signed_message(signed_part), &signature)?;
-    serde_json::from_str(payload)
-        .map_err(|e| CryptoError::Malformed(format!("the payload is not a valid {}: {e}", kind.description())))
+    serde_json::from_str(payload).map_err(|e| {
+        CryptoError::Malformed(format!(
+            "the payload is not a valid {}: {e}",
+            kind.description()
+        ))
+    })
 }
 
 /// Parses the payload of a document without checking its signature (for `inspect`).
 pub fn read_unverified(text: &str) -> CryptoResult<(DocumentKind, serde_json::Value)> {
-    let kind = DocumentKind::detect(text)
-        .ok_or_else(|| CryptoError::Malformed("not a Tally license file (unknown first line)".into()))?;
+    let kind = DocumentKind::detect(text).ok_or_else(|| {
+        CryptoError::Malformed("not a Tally license file (unknown first line)".into())
+    })?;
     let (_, payload, _) = split(text, kind)?;
     let value = serde_json::from_str(payload)
         .map_err(|e| CryptoError::Malformed(format!("the payload is not JSON: {e}")))?;
@@ -136,7 +155,9 @@ pub fn read_unverified(text: &str) -> CryptoResult<(DocumentKind, serde_json::Va
 /// Issues a license file: checks the payload's own consistency, then signs it.
 pub fn issue_license(license: &License, vendor: &SigningKey) -> CryptoResult<String> {
     if license.format != LICENSE_FORMAT {
-        return Err(CryptoError::Malformed(format!("license format must be `{LICENSE_FORMAT}`")));
+        return Err(CryptoError::Malformed(format!(
+            "license format must be `{LICENSE_FORMAT}`"
+        )));
     }
     seal(DocumentKind::License, license, vendor)
 }
@@ -145,7 +166,10 @@ pub fn issue_license(license: &License, vendor: &SigningKey) -> CryptoResult<Str
 pub fn verify_license(text: &str, vendor: &VerifyingKey) -> CryptoResult<License> {
     let license: License = open(text, DocumentKind::License, vendor)?;
     if license.format != LICENSE_FORMAT {
-        return Err(CryptoError::Malformed(format!("unsupported license format `{}`", license.format)));
+        return Err(CryptoError::Malformed(format!(
+            "unsupported license format `{}`",
+            license.format
+        )));
     }
     Ok(license)
 }
@@ -191,7 +215,10 @@ mod tests {
         License {
             format: LICENSE_FORMAT.into(),
             license_id: "L-1".into(),
-            organization: Organization { id: "1001".into(), name: "Acme".into() },
+            organization: Organization {
+                id: "1001".into(),
+                name: "Acme".into(),
+            },
             alias: "Acme 2026".into(),
             issued_at: 1_700_000_000,
             items: vec![LicenseItem {
@@ -225,7 +252,10 @@ mod tests {
             let mut t = bytes.to_vec();
             t[i] ^= 0x01;
             if let Ok(s) = String::from_utf8(t) {
-                assert!(verify_license(&s, &k.verifying_key()).is_err(), "byte {i} flip accepted");
+                assert!(
+                    verify_license(&s, &k.verifying_key()).is_err(),
+                    "byte {i} flip accepted"
+                );
             }
         }
         // Appended or removed bytes too.
@@ -238,7 +268,10 @@ mod tests {
         let k = SigningKey::generate().unwrap();
         let other = SigningKey::generate().unwrap();
         let text = issue_license(&sample(), &k).unwrap();
-        assert_eq!(verify_license(&text, &other.verifying_key()), Err(CryptoError::BadSignature));
+        assert_eq!(
+            verify_license(&text, &other.verifying_key()),
+            Err(CryptoError::BadSignature)
+        );
     }
 
     #[test]

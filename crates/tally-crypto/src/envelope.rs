@@ -46,13 +46,17 @@ impl ReplyKey {
             .cipher()
             .encrypt(&Nonce::default(), plaintext)
             .map_err(|_| CryptoError::Encrypt)?;
-        Ok(SealedResponse { ct: b64_encode(&ct) })
+        Ok(SealedResponse {
+            ct: b64_encode(&ct),
+        })
     }
 
     /// Opens the reply to the request this key belongs to.
     pub fn open(&self, sealed: &SealedResponse) -> CryptoResult<Vec<u8>> {
         let ct = b64_decode(&sealed.ct)?;
-        self.cipher().decrypt(&Nonce::default(), ct.as_slice()).map_err(|_| CryptoError::Decrypt)
+        self.cipher()
+            .decrypt(&Nonce::default(), ct.as_slice())
+            .map_err(|_| CryptoError::Decrypt)
     }
 }
 
@@ -103,12 +107,20 @@ pub fn open_request(
     let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&enc_bytes)
         .map_err(|_| CryptoError::Malformed("invalid encapsulated key".into()))?;
     let ct = b64_decode(&envelope.ct)?;
-    let mut ctx =
-        hpke::setup_receiver::<HpkeAead, Kdf, Kem>(&OpModeR::Base, &keys.secret, &enc, &info(purpose))
-            .map_err(|_| CryptoError::Decrypt)?;
+    let mut ctx = hpke::setup_receiver::<HpkeAead, Kdf, Kem>(
+        &OpModeR::Base,
+        &keys.secret,
+        &enc,
+        &info(purpose),
+    )
+    .map_err(|_| CryptoError::Decrypt)?;
     let plaintext = ctx.open(&ct, &[]).map_err(|_| CryptoError::Decrypt)?;
     let reply_key = ReplyKey::export(|out| ctx.export(b"tally reply key", out))?;
-    Ok(OpenedRequest { plaintext, reply_key, replay_id })
+    Ok(OpenedRequest {
+        plaintext,
+        reply_key,
+        replay_id,
+    })
 }
 
 #[cfg(test)]
@@ -134,7 +146,10 @@ mod tests {
         assert!(open_request(&server, "report", &env).is_err());
         let mut ct = b64_decode(&env.ct).unwrap();
         ct[0] ^= 1;
-        let tampered = Envelope { ct: b64_encode(&ct), ..env };
+        let tampered = Envelope {
+            ct: b64_encode(&ct),
+            ..env
+        };
         assert!(open_request(&server, "authorize", &tampered).is_err());
     }
 
@@ -143,7 +158,11 @@ mod tests {
         let server = EncryptionKeyPair::generate().unwrap();
         let (env1, _k1) = seal_request(&server.public(), "report", b"a").unwrap();
         let (_env2, k2) = seal_request(&server.public(), "report", b"b").unwrap();
-        let sealed = open_request(&server, "report", &env1).unwrap().reply_key.seal(b"x").unwrap();
+        let sealed = open_request(&server, "report", &env1)
+            .unwrap()
+            .reply_key
+            .seal(b"x")
+            .unwrap();
         assert!(k2.open(&sealed).is_err());
     }
 }

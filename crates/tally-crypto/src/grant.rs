@@ -18,7 +18,10 @@ pub fn sign_grant(grant: &Grant, server: &SigningKey) -> CryptoResult<SignedGran
     let payload = serde_json::to_vec(grant)
         .map_err(|e| CryptoError::Malformed(format!("cannot serialize grant: {e}")))?;
     let signature = server.sign(&message(&payload));
-    Ok(SignedGrant { payload: b64_encode(&payload), signature: b64_encode(&signature) })
+    Ok(SignedGrant {
+        payload: b64_encode(&payload),
+        signature: b64_encode(&signature),
+    })
 }
 
 /// Verifies a signed grant against the server key and parses it.

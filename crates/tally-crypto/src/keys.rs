@@ -63,9 +63,13 @@ impl VerifyingKey {
 
     /// Strict Ed25519 verification (rejects malleable and small-order signatures).
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> CryptoResult<()> {
-        let sig: [u8; 64] = signature.try_into().map_err(|_| CryptoError::BadSignature)?;
+        let sig: [u8; 64] = signature
+            .try_into()
+            .map_err(|_| CryptoError::BadSignature)?;
         let sig = ed25519_dalek::Signature::from_bytes(&sig);
-        self.0.verify_strict(message, &sig).map_err(|_| CryptoError::BadSignature)
+        self.0
+            .verify_strict(message, &sig)
+            .map_err(|_| CryptoError::BadSignature)
     }
 }
 
@@ -181,6 +185,9 @@ mod tests {
         let k = SigningKey::generate().unwrap();
         let sig = k.sign(b"hello");
         k.verifying_key().verify(b"hello", &sig).unwrap();
-        assert_eq!(k.verifying_key().verify(b"hellO", &sig), Err(CryptoError::BadSignature));
+        assert_eq!(
+            k.verifying_key().verify(b"hellO", &sig),
+            Err(CryptoError::BadSignature)
+        );
     }
 }

@@ -21,7 +21,10 @@ pub enum CryptoError {
     #[error("malformed document: {0}")]
     Malformed(String),
     #[error("expected a {expected} but found a {found}")]
-    WrongKind { expected: &'static str, found: String },
+    WrongKind {
+        expected: &'static str,
+        found: String,
+    },
     #[error("signature verification failed: the document was altered or not signed by this key")]
     BadSignature,
     #[error("decryption failed: the message was altered or not meant for this key")]

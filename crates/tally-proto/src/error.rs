@@ -154,12 +154,19 @@ pub fn markdown_table() -> String {
     );
     for c in ErrorCode::ALL {
         let i = c.info();
-        let status = if i.http_status == 0 { "SDK".to_owned() } else { i.http_status.to_string() };
+        let status = if i.http_status == 0 {
+            "SDK".to_owned()
+        } else {
+            i.http_status.to_string()
+        };
         let sev = match i.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        out.push_str(&format!("| {} | `{}` | {} | {} | {} |\n", i.code, i.name, status, sev, i.message));
+        out.push_str(&format!(
+            "| {} | `{}` | {} | {} | {} |\n",
+            i.code, i.name, status, sev, i.message
+        ));
     }
     out
 }

@@ -60,10 +60,17 @@ impl LicenseType {
 impl std::str::FromStr for LicenseType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        LicenseType::ALL.iter().copied().find(|t| t.as_str() == s).ok_or_else(|| {
-            let names: Vec<&str> = LicenseType::ALL.iter().map(|t| t.as_str()).collect();
-            format!("unknown license type `{s}` (expected one of: {})", names.join(", "))
-        })
+        LicenseType::ALL
+            .iter()
+            .copied()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = LicenseType::ALL.iter().map(|t| t.as_str()).collect();
+                format!(
+                    "unknown license type `{s}` (expected one of: {})",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -109,7 +116,9 @@ impl std::str::FromStr for ActiveWindow {
             "30d" => Ok(ActiveWindow::Days30),
             "90d" => Ok(ActiveWindow::Days90),
             "365d" => Ok(ActiveWindow::Days365),
-            other => Err(format!("unknown active window `{other}` (expected 24h, 30d, 90d or 365d)")),
+            other => Err(format!(
+                "unknown active window `{other}` (expected 24h, 30d, 90d or 365d)"
+            )),
         }
     }
 }

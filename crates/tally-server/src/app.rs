@@ -99,7 +99,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(tally_proto::wire::PATH_HELLO, get(api::client::hello))
-        .route(tally_proto::wire::PATH_AUTHORIZE, post(api::client::authorize))
+        .route(
+            tally_proto::wire::PATH_AUTHORIZE,
+            post(api::client::authorize),
+        )
         .route(tally_proto::wire::PATH_REPORT, post(api::client::report))
         .nest("/api/admin", api::admin::router(state.clone()))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -113,5 +116,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -18,7 +18,11 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), server_time: None }
+        Self {
+            code,
+            message: message.into(),
+            server_time: None,
+        }
     }
 
     /// The table's default message for `code`.

@@ -74,9 +74,8 @@ impl HardwareProbe for SystemProbe {
                 Ok(None) => return Err("no network interface with a MAC address".into()),
                 Err(e) => return Err(e.to_string()),
             },
-            HardwareLabel::BoardSerial => {
-                std::fs::read_to_string("/sys/class/dmi/id/board_serial").map_err(|e| e.to_string())?
-            }
+            HardwareLabel::BoardSerial => std::fs::read_to_string("/sys/class/dmi/id/board_serial")
+                .map_err(|e| e.to_string())?,
             HardwareLabel::ProcessorId => processor_id()?,
         };
         let value = value.trim().to_owned();
@@ -94,7 +93,11 @@ fn processor_id() -> Result<String, String> {
     let lines: Vec<&str> = info
         .lines()
         .take_while(|l| !l.trim().is_empty())
-        .filter(|l| wanted.iter().any(|w| l.split(':').next().map(str::trim) == Some(*w)))
+        .filter(|l| {
+            wanted
+                .iter()
+                .any(|w| l.split(':').next().map(str::trim) == Some(*w))
+        })
         .collect();
     if lines.is_empty() {
         return Err("no processor identification found".into());
@@ -108,7 +111,10 @@ pub struct FixedProbe(pub BTreeMap<HardwareLabel, String>);
 
 impl HardwareProbe for FixedProbe {
     fn read(&self, label: HardwareLabel) -> Result<String, String> {
-        self.0.get(&label).cloned().ok_or_else(|| "not available".to_owned())
+        self.0
+            .get(&label)
+            .cloned()
+            .ok_or_else(|| "not available".to_owned())
     }
 }
 
@@ -116,7 +122,10 @@ impl HardwareProbe for FixedProbe {
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error("cannot use data directory {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("identity file {path} is damaged: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error("hardware label `{label}` cannot be read: {reason}")]
@@ -134,7 +143,9 @@ pub fn derive_uuid(values: &BTreeMap<HardwareLabel, String>) -> String {
     let digest = tally_crypto::sha256(&material);
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string()
+    uuid::Builder::from_custom_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 fn read_labels(
@@ -150,7 +161,10 @@ fn read_labels(
             probe
                 .read(*l)
                 .map(|v| (*l, v))
-                .map_err(|reason| IdentityError::Hardware { label: l.as_str(), reason })
+                .map_err(|reason| IdentityError::Hardware {
+                    label: l.as_str(),
+                    reason,
+                })
         })
         .collect()
 }
@@ -185,7 +199,10 @@ impl ServerIdentity {
         probe: &dyn HardwareProbe,
         now: UnixSeconds,
     ) -> Result<Self, IdentityError> {
-        let io = |source| IdentityError::Io { path: data_dir.to_owned(), source };
+        let io = |source| IdentityError::Io {
+            path: data_dir.to_owned(),
+            source,
+        };
         std::fs::create_dir_all(data_dir).map_err(io)?;
         let path = data_dir.join(IDENTITY_FILE);
         match std::fs::read_to_string(&path) {
@@ -204,7 +221,10 @@ impl ServerIdentity {
         now: UnixSeconds,
     ) -> Result<Self, IdentityError> {
         let values = read_labels(labels, probe)?;
-        let corrupt = |reason: String| IdentityError::Corrupt { path: path.to_owned(), reason };
+        let corrupt = |reason: String| IdentityError::Corrupt {
+            path: path.to_owned(),
+            reason,
+        };
         let signing = SigningKey::generate().map_err(|e| corrupt(e.to_string()))?;
         let encryption = EncryptionKeyPair::generate().map_err(|e| corrupt(e.to_string()))?;
         let file = IdentityFile {
@@ -216,10 +236,18 @@ impl ServerIdentity {
             created_at: now,
         };
         let json = serde_json::to_string_pretty(&file).map_err(|e| corrupt(e.to_string()))?;
-        write_private(path, json.as_bytes())
-            .map_err(|source| IdentityError::Io { path: path.to_owned(), source })?;
+        write_private(path, json.as_bytes()).map_err(|source| IdentityError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         tracing::info!(uuid = %file.uuid, "created server identity");
-        Ok(Self { uuid: file.uuid, labels: file.labels, signing, encryption, mismatch: None })
+        Ok(Self {
+            uuid: file.uuid,
+            labels: file.labels,
+            signing,
+            encryption,
+            mismatch: None,
+        })
     }
 
     fn load(
@@ -228,19 +256,27 @@ impl ServerIdentity {
         labels: &[HardwareLabel],
         probe: &dyn HardwareProbe,
     ) -> Result<Self, IdentityError> {
-        let corrupt = |reason: String| IdentityError::Corrupt { path: path.to_owned(), reason };
+        let corrupt = |reason: String| IdentityError::Corrupt {
+            path: path.to_owned(),
+            reason,
+        };
         let file: IdentityFile = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
         if file.format != IDENTITY_FORMAT {
             return Err(corrupt(format!("unknown format `{}`", file.format)));
         }
-        let signing = SigningKey::from_base64(&file.signing_key).map_err(|e| corrupt(e.to_string()))?;
+        let signing =
+            SigningKey::from_base64(&file.signing_key).map_err(|e| corrupt(e.to_string()))?;
         let encryption = EncryptionKeyPair::from_secret_base64(&file.encryption_key)
             .map_err(|e| corrupt(e.to_string()))?;
         let mismatch = match read_labels(labels, probe) {
             Ok(values) if derive_uuid(&values) == file.uuid => None,
             Ok(_) => Some(format!(
                 "the hardware labels ({}) no longer give this server's UUID {}",
-                labels.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", "),
+                labels
+                    .iter()
+                    .map(|l| l.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 file.uuid
             )),
             Err(e) => Some(e.to_string()),
@@ -248,7 +284,13 @@ impl ServerIdentity {
         if let Some(m) = &mismatch {
             tracing::error!(uuid = %file.uuid, problem = %m, "server identity does not match this machine; licenses are refused");
         }
-        Ok(Self { uuid: file.uuid, labels: file.labels, signing, encryption, mismatch })
+        Ok(Self {
+            uuid: file.uuid,
+            labels: file.labels,
+            signing,
+            encryption,
+            mismatch,
+        })
     }
 
     pub fn public(&self) -> ServerPublicIdentity {
@@ -333,7 +375,12 @@ mod tests {
             Err(IdentityError::NoLabels)
         ));
         assert!(matches!(
-            ServerIdentity::load_or_create(dir.path(), &[HardwareLabel::BoardSerial], &probe("m"), 0),
+            ServerIdentity::load_or_create(
+                dir.path(),
+                &[HardwareLabel::BoardSerial],
+                &probe("m"),
+                0
+            ),
             Err(IdentityError::Hardware { .. })
         ));
     }

@@ -39,7 +39,10 @@ impl std::fmt::Debug for Settings {
             .field("vendor_public_key", &self.vendor_public_key)
             .field("hardware_labels", &self.hardware_labels)
             .field("buffer_days", &self.buffer_days)
-            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -77,10 +80,15 @@ impl Settings {
             return Err("hardware_labels: choose at least one hardware label".into());
         }
         if self.buffer_days < tally_proto::MIN_BUFFER_DAYS {
-            return Err(format!("buffer_days: must be at least {}", tally_proto::MIN_BUFFER_DAYS));
+            return Err(format!(
+                "buffer_days: must be at least {}",
+                tally_proto::MIN_BUFFER_DAYS
+            ));
         }
         match &self.vendor_public_key {
-            None => Err("vendor_public_key: the vendor's public key is required (base64 Ed25519)".into()),
+            None => Err(
+                "vendor_public_key: the vendor's public key is required (base64 Ed25519)".into(),
+            ),
             Some(k) => tally_crypto::VerifyingKey::from_base64(k)
                 .map(|_| ())
                 .map_err(|e| format!("vendor_public_key: {e}")),

@@ -26,9 +26,12 @@ struct Inner {
 }
 
 fn configure(conn: &Connection) -> StoreResult<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend("set busy timeout"))?;
-    conn.pragma_update(None, "foreign_keys", "ON").map_err(backend("enable foreign keys"))?;
-    conn.pragma_update(None, "synchronous", "FULL").map_err(backend("set synchronous"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(backend("set busy timeout"))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(backend("enable foreign keys"))?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(backend("set synchronous"))?;
     Ok(())
 }
 
@@ -38,7 +41,9 @@ pub(crate) fn open(path: &Path) -> StoreResult<SqliteStore> {
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(backend("enable WAL"))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Backend(format!("cannot switch the database to WAL (got {mode})")));
+        return Err(StoreError::Backend(format!(
+            "cannot switch the database to WAL (got {mode})"
+        )));
     }
     configure(&conn)?;
     migrate::migrate(&mut conn)?;
@@ -92,7 +97,12 @@ impl SqliteStore {
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = match inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            let conn = match inner
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop()
+            {
                 Some(c) => c,
                 None => open_reader(&inner.path)?,
             };

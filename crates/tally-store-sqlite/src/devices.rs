@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tally_core::admission::{Decision, ItemState, decide};
-use tally_store::{AdmitRequest, Admission, DeviceRow, StoreResult};
+use tally_store::{Admission, AdmitRequest, DeviceRow, StoreResult};
 
 use crate::backend;
 
@@ -10,7 +10,9 @@ use crate::backend;
 /// all in one `BEGIN IMMEDIATE` transaction on the writer: nobody else can take a place between
 /// the count and the write.
 pub fn admit(c: &mut Connection, req: &AdmitRequest) -> StoreResult<Admission> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend("begin admission"))?;
+    let tx = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend("begin admission"))?;
     let mut states = Vec::with_capacity(req.candidates.len());
     for item in &req.candidates {
         let others: i64 = tx
@@ -34,7 +36,10 @@ pub fn admit(c: &mut Connection, req: &AdmitRequest) -> StoreResult<Admission> {
         });
     }
     let decision = decide(&req.candidates, &states, req.now);
-    if let Decision::Admit { index, active_until } = decision
+    if let Decision::Admit {
+        index,
+        active_until,
+    } = decision
         && let Some(item) = req.candidates.get(index)
     {
         tx.execute(
@@ -73,5 +78,6 @@ pub fn list(c: &Connection) -> StoreResult<Vec<DeviceRow>> {
             })
         })
         .map_err(backend("list devices"))?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(backend("read device"))
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(backend("read device"))
 }

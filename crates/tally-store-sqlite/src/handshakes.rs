@@ -7,29 +7,53 @@ use crate::backend;
 use crate::licenses::parse_item;
 
 pub fn organization(c: &Connection, id: &str) -> StoreResult<Option<OrganizationRow>> {
-    c.query_row("SELECT id, name, default_code FROM organizations WHERE id = ?1", [id], |r| {
-        Ok(OrganizationRow { id: r.get(0)?, name: r.get(1)?, default_code: r.get(2)? })
-    })
+    c.query_row(
+        "SELECT id, name, default_code FROM organizations WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(OrganizationRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                default_code: r.get(2)?,
+            })
+        },
+    )
     .optional()
     .map_err(backend("read organization"))
 }
 
 pub fn create(c: &mut Connection, h: &NewHandshake) -> StoreResult<()> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend("begin"))?;
+    let tx = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend("begin"))?;
     if organization(&tx, &h.organization)?.is_none() {
-        return Err(StoreError::NotFound(format!("organization {}", h.organization)));
+        return Err(StoreError::NotFound(format!(
+            "organization {}",
+            h.organization
+        )));
     }
     let exists = tx
-        .query_row("SELECT 1 FROM handshakes WHERE code = ?1", [&h.code], |_| Ok(()))
+        .query_row(
+            "SELECT 1 FROM handshakes WHERE code = ?1",
+            [&h.code],
+            |_| Ok(()),
+        )
         .optional()
         .map_err(backend("read handshake"))?
         .is_some();
     if exists {
-        return Err(StoreError::Conflict(format!("handshake code {} already exists", h.code)));
+        return Err(StoreError::Conflict(format!(
+            "handshake code {} already exists",
+            h.code
+        )));
     }
     for item in &h.items {
         let owner: Option<String> = tx
-            .query_row("SELECT organization FROM items WHERE item_id = ?1", [item], |r| r.get(0))
+            .query_row(
+                "SELECT organization FROM items WHERE item_id = ?1",
+                [item],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(backend("read item"))?;
         match owner {
@@ -85,7 +109,9 @@ pub fn get(c: &Connection, code: &str) -> StoreResult<Option<HandshakeRow>> {
         )
         .map_err(backend("read handshake items"))?;
     let items = stmt
-        .query_map([code], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .query_map([code], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
         .map_err(backend("read handshake items"))?;
     for item in items {
         let (license_id, spec) = item.map_err(backend("read handshake item"))?;

@@ -47,7 +47,8 @@ impl Store for SqliteStore {
 
     async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
         let (key, value) = (key.to_owned(), value.to_owned());
-        self.write(move |c| licenses::put_setting(c, &key, &value)).await
+        self.write(move |c| licenses::put_setting(c, &key, &value))
+            .await
     }
 
     async fn import_license(&self, license: NewLicense) -> StoreResult<ImportOutcome> {

@@ -8,9 +8,11 @@ use tally_store::{ImportOutcome, NewLicense, StoreError, StoreResult, StoredItem
 use crate::{backend, corrupt};
 
 pub fn get_setting(c: &Connection, key: &str) -> StoreResult<Option<String>> {
-    c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
-        .optional()
-        .map_err(backend("read setting"))
+    c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+        r.get(0)
+    })
+    .optional()
+    .map_err(backend("read setting"))
 }
 
 pub fn put_setting(c: &mut Connection, key: &str, value: &str) -> StoreResult<()> {
@@ -25,27 +27,47 @@ pub fn put_setting(c: &mut Connection, key: &str, value: &str) -> StoreResult<()
 
 /// See [`tally_store::Store::import_license`].
 pub fn import(c: &mut Connection, new: &NewLicense) -> StoreResult<ImportOutcome> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend("begin import"))?;
+    let tx = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend("begin import"))?;
     let license = &new.license;
     let org = &license.organization;
     let existing_default: Option<String> = tx
-        .query_row("SELECT default_code FROM organizations WHERE id = ?1", [&org.id], |r| r.get(0))
+        .query_row(
+            "SELECT default_code FROM organizations WHERE id = ?1",
+            [&org.id],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(backend("read organization"))?;
     let known: bool = tx
-        .query_row("SELECT 1 FROM licenses WHERE license_id = ?1", [&license.license_id], |_| Ok(()))
+        .query_row(
+            "SELECT 1 FROM licenses WHERE license_id = ?1",
+            [&license.license_id],
+            |_| Ok(()),
+        )
         .optional()
         .map_err(backend("read license"))?
         .is_some();
     if known {
         let default_code = existing_default.ok_or_else(|| {
-            StoreError::Backend(format!("license {} has no organization row", license.license_id))
+            StoreError::Backend(format!(
+                "license {} has no organization row",
+                license.license_id
+            ))
         })?;
-        return Ok(ImportOutcome { newly_imported: false, default_code });
+        return Ok(ImportOutcome {
+            newly_imported: false,
+            default_code,
+        });
     }
     for item in &license.items {
         let taken: Option<String> = tx
-            .query_row("SELECT license_id FROM items WHERE item_id = ?1", [&item.id], |r| r.get(0))
+            .query_row(
+                "SELECT license_id FROM items WHERE item_id = ?1",
+                [&item.id],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(backend("read item"))?;
         if let Some(other) = taken {
@@ -65,7 +87,11 @@ pub fn import(c: &mut Connection, new: &NewLicense) -> StoreResult<ImportOutcome
             )
             .map_err(backend("insert organization"))?;
             let clash: bool = tx
-                .query_row("SELECT 1 FROM handshakes WHERE code = ?1", [&new.default_code], |_| Ok(()))
+                .query_row(
+                    "SELECT 1 FROM handshakes WHERE code = ?1",
+                    [&new.default_code],
+                    |_| Ok(()),
+                )
                 .optional()
                 .map_err(backend("read handshake"))?
                 .is_some();
@@ -123,7 +149,10 @@ pub fn import(c: &mut Connection, new: &NewLicense) -> StoreResult<ImportOutcome
         .map_err(backend("attach item"))?;
     }
     tx.commit().map_err(backend("commit import"))?;
-    Ok(ImportOutcome { newly_imported: true, default_code })
+    Ok(ImportOutcome {
+        newly_imported: true,
+        default_code,
+    })
 }
 
 pub fn list(c: &Connection) -> StoreResult<Vec<StoredLicense>> {
@@ -131,13 +160,23 @@ pub fn list(c: &Connection) -> StoreResult<Vec<StoredLicense>> {
         .prepare("SELECT payload, activated_text, imported_at FROM licenses ORDER BY imported_at, license_id")
         .map_err(backend("list licenses"))?;
     let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
         .map_err(backend("list licenses"))?;
     let mut out = Vec::new();
     for row in rows {
         let (payload, activated_text, imported_at) = row.map_err(backend("read license"))?;
         let license: License = serde_json::from_str(&payload).map_err(corrupt("license"))?;
-        out.push(StoredLicense { license, activated_text, imported_at });
+        out.push(StoredLicense {
+            license,
+            activated_text,
+            imported_at,
+        });
     }
     Ok(out)
 }
@@ -157,7 +196,12 @@ pub fn items(c: &Connection, now: UnixSeconds) -> StoreResult<Vec<StoredItem>> {
         .map_err(backend("list items"))?;
     let rows = stmt
         .query_map([now], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
         })
         .map_err(backend("list items"))?;
     let mut out = Vec::new();

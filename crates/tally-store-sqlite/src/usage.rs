@@ -11,7 +11,9 @@ const SLICES_PER_HOUR: i64 = 20;
 /// Records a batch in one transaction: a report id seen before is skipped, a new one adds its
 /// counts to the hourly counters. Also refreshes the device's last contact.
 pub fn record(c: &mut Connection, batch: &ReportBatch) -> StoreResult<ReportOutcome> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend("begin report"))?;
+    let tx = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend("begin report"))?;
     let mut outcome = ReportOutcome::default();
     {
         let mut insert = tx
@@ -81,5 +83,6 @@ pub fn by_day(c: &Connection, f: &UsageFilter) -> StoreResult<Vec<DailyUsage>> {
             })
         })
         .map_err(backend("query usage"))?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(backend("read usage"))
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(backend("read usage"))
 }

@@ -30,13 +30,19 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 
 fn fails(dir: &Path, args: &[&str]) -> String {
     let out = tally(dir, args);
-    assert!(!out.status.success(), "tally {args:?} unexpectedly succeeded");
+    assert!(
+        !out.status.success(),
+        "tally {args:?} unexpectedly succeeded"
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn public_key_of(dir: &Path) -> String {
     let text = std::fs::read_to_string(dir.join("vendor.key")).unwrap();
-    text.lines().find_map(|l| l.strip_prefix("public: ")).unwrap().to_owned()
+    text.lines()
+        .find_map(|l| l.strip_prefix("public: "))
+        .unwrap()
+        .to_owned()
 }
 
 #[test]
@@ -46,44 +52,121 @@ fn vendor_issues_activates_and_verifies_license_files() {
     ok(d, &["vendor", "keygen", "--out", "vendor.key"]);
     fails(d, &["vendor", "keygen", "--out", "vendor.key"]);
     let public = public_key_of(d);
-    ok(d, &[
-        "vendor", "issue", "--key", "vendor.key", "--org-id", "1001", "--org-name", "Acme Corp",
-        "--alias", "Acme 2026", "--license-id", "L-ACME",
-        "--item", "product=scanner,type=per-device,quantity=5,start=2026-01-01,end=2027-01-01,modules=qr+pdf417",
-        "--out", "acme.license",
-    ]);
-    let out = ok(d, &["vendor", "verify", "acme.license", "--vendor-public", &public]);
+    ok(
+        d,
+        &[
+            "vendor",
+            "issue",
+            "--key",
+            "vendor.key",
+            "--org-id",
+            "1001",
+            "--org-name",
+            "Acme Corp",
+            "--alias",
+            "Acme 2026",
+            "--license-id",
+            "L-ACME",
+            "--item",
+            "product=scanner,type=per-device,quantity=5,start=2026-01-01,end=2027-01-01,modules=qr+pdf417",
+            "--out",
+            "acme.license",
+        ],
+    );
+    let out = ok(
+        d,
+        &[
+            "vendor",
+            "verify",
+            "acme.license",
+            "--vendor-public",
+            &public,
+        ],
+    );
     assert!(out.contains("L-ACME"), "{out}");
 
     // Bad item specs write nothing.
-    let err = fails(d, &[
-        "vendor", "issue", "--key", "vendor.key", "--org-id", "1001", "--org-name", "Acme",
-        "--alias", "x", "--item", "product=scanner,type=per-device,quantity=0,start=2026-01-01,end=2027-01-01",
-        "--out", "bad.license",
-    ]);
+    let err = fails(
+        d,
+        &[
+            "vendor",
+            "issue",
+            "--key",
+            "vendor.key",
+            "--org-id",
+            "1001",
+            "--org-name",
+            "Acme",
+            "--alias",
+            "x",
+            "--item",
+            "product=scanner,type=per-device,quantity=0,start=2026-01-01,end=2027-01-01",
+            "--out",
+            "bad.license",
+        ],
+    );
     assert!(err.contains("quantity"), "{err}");
     assert!(!d.join("bad.license").exists());
 
-    ok(d, &["identity", "--data-dir", "server", "--out", "request.json"]);
-    ok(d, &[
-        "vendor", "activate", "--key", "vendor.key", "--license", "acme.license",
-        "--request", "request.json", "--out", "acme.activated",
-    ]);
-    let summary = ok(d, &["vendor", "inspect", "acme.activated", "--vendor-public", &public]);
+    ok(
+        d,
+        &["identity", "--data-dir", "server", "--out", "request.json"],
+    );
+    ok(
+        d,
+        &[
+            "vendor",
+            "activate",
+            "--key",
+            "vendor.key",
+            "--license",
+            "acme.license",
+            "--request",
+            "request.json",
+            "--out",
+            "acme.activated",
+        ],
+    );
+    let summary = ok(
+        d,
+        &[
+            "vendor",
+            "inspect",
+            "acme.activated",
+            "--vendor-public",
+            &public,
+        ],
+    );
     let request: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("request.json")).unwrap()).unwrap();
-    assert!(summary.contains(request["server"]["uuid"].as_str().unwrap()), "{summary}");
+    assert!(
+        summary.contains(request["server"]["uuid"].as_str().unwrap()),
+        "{summary}"
+    );
 
     // One flipped byte anywhere fails verification.
     let text = std::fs::read_to_string(d.join("acme.activated")).unwrap();
     let tampered = text.replacen("scanner", "scannes", 1);
     std::fs::write(d.join("tampered.activated"), tampered).unwrap();
-    let err = fails(d, &["vendor", "verify", "tampered.activated", "--vendor-public", &public]);
+    let err = fails(
+        d,
+        &[
+            "vendor",
+            "verify",
+            "tampered.activated",
+            "--vendor-public",
+            &public,
+        ],
+    );
     assert!(err.contains("signature"), "{err}");
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Server(Child);
@@ -122,10 +205,26 @@ fn the_demo_server_authorizes_the_demo_client() {
     assert!(out.contains("authorized"), "{out}");
     ok(d, &["client", "--config", config, "record", "scan", "3"]);
     let out = ok(d, &["client", "--config", config, "flush"]);
-    assert!(out.contains("1 acknowledged") || out.contains("acknowledged 1"), "{out}");
+    assert!(
+        out.contains("1 acknowledged") || out.contains("acknowledged 1"),
+        "{out}"
+    );
     let server = format!("http://{listen}");
-    let stats = ok(d, &["admin", "--server", &server, "--data-dir", "data", "stats"]);
+    let stats = ok(
+        d,
+        &["admin", "--server", &server, "--data-dir", "data", "stats"],
+    );
     assert!(stats.contains("demo-default\tscan\t3"), "{stats}");
-    let devices = ok(d, &["admin", "--server", &server, "--data-dir", "data", "devices"]);
+    let devices = ok(
+        d,
+        &[
+            "admin",
+            "--server",
+            &server,
+            "--data-dir",
+            "data",
+            "devices",
+        ],
+    );
     assert!(devices.contains("demo device"), "{devices}");
 }

@@ -10,7 +10,9 @@ use tally_core::ManualClock;
 use tally_crypto::SigningKey;
 use tally_proto::ErrorBody;
 use tally_proto::admin::ImportedLicense;
-use tally_proto::license::{ActiveWindow, LICENSE_FORMAT, License, LicenseItem, LicenseType, Organization};
+use tally_proto::license::{
+    ActiveWindow, LICENSE_FORMAT, License, LicenseItem, LicenseType, Organization,
+};
 use tally_server::identity::{FixedProbe, HardwareLabel, ServerIdentity};
 use tally_server::{AppState, Settings};
 
@@ -66,7 +68,9 @@ impl TestServer {
             .enable_all()
             .build()
             .unwrap();
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let serving = state.clone();
@@ -82,7 +86,16 @@ impl TestServer {
             .timeout_global(Some(Duration::from_secs(20)))
             .build()
             .into();
-        Self { url, clock, vendor, state, data, runtime: Some(runtime), shutdown: Some(tx), agent }
+        Self {
+            url,
+            clock,
+            vendor,
+            state,
+            data,
+            runtime: Some(runtime),
+            shutdown: Some(tx),
+            agent,
+        }
     }
 
     /// Stops the server and hands back its data directory and vendor key for a restart.
@@ -110,7 +123,12 @@ impl TestServer {
         let url = format!("{}/api/admin{path}", self.url);
         let auth = format!("Bearer {}", self.token());
         let mut resp = match (method, body) {
-            ("GET", _) => self.agent.get(&url).header("Authorization", &auth).call().unwrap(),
+            ("GET", _) => self
+                .agent
+                .get(&url)
+                .header("Authorization", &auth)
+                .call()
+                .unwrap(),
             ("POST", Some((ct, b))) => self
                 .agent
                 .post(&url)
@@ -120,18 +138,34 @@ impl TestServer {
                 .unwrap(),
             other => panic!("unsupported admin call {other:?}"),
         };
-        (resp.status().as_u16(), resp.body_mut().read_to_string().unwrap())
+        (
+            resp.status().as_u16(),
+            resp.body_mut().read_to_string().unwrap(),
+        )
     }
 
-    pub fn admin_ok<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<(&str, Vec<u8>)>) -> T {
+    pub fn admin_ok<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> T {
         let (status, text) = self.admin(method, path, body);
         assert_eq!(status, 200, "{method} {path} failed: {text}");
         serde_json::from_str(&text).unwrap()
     }
 
-    pub fn admin_err(&self, method: &str, path: &str, body: Option<(&str, Vec<u8>)>) -> (u16, ErrorBody) {
+    pub fn admin_err(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> (u16, ErrorBody) {
         let (status, text) = self.admin(method, path, body);
-        assert_ne!(status, 200, "{method} {path} unexpectedly succeeded: {text}");
+        assert_ne!(
+            status, 200,
+            "{method} {path} unexpectedly succeeded: {text}"
+        );
         (status, serde_json::from_str(&text).unwrap())
     }
 
@@ -149,7 +183,11 @@ impl TestServer {
     }
 
     pub fn import(&self, activated: &str) -> ImportedLicense {
-        self.admin_ok("POST", "/licenses", Some(("text/plain", activated.as_bytes().to_vec())))
+        self.admin_ok(
+            "POST",
+            "/licenses",
+            Some(("text/plain", activated.as_bytes().to_vec())),
+        )
     }
 
     /// A fresh SDK state directory.
@@ -170,7 +208,10 @@ pub fn license(license_id: &str, org: &str, items: Vec<LicenseItem>) -> License 
     License {
         format: LICENSE_FORMAT.into(),
         license_id: license_id.into(),
-        organization: Organization { id: org.into(), name: format!("{org} Inc.") },
+        organization: Organization {
+            id: org.into(),
+            name: format!("{org} Inc."),
+        },
         alias: format!("{license_id} alias"),
         issued_at: T0,
         items,

@@ -34,7 +34,8 @@ fn refusal(result: Result<tally_sdk::Authorization, tally_sdk::SdkError>) -> Err
 #[test]
 fn one_license_end_to_end() {
     let s = TestServer::start();
-    let imported = s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));
+    let imported =
+        s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));
     let code: HandshakeView = s.admin_ok(
         "POST",
         "/handshakes",
@@ -68,7 +69,9 @@ fn one_license_end_to_end() {
     let rows: Vec<UsageRow> = s.admin_ok("GET", "/stats/usage?from=2026-06-01&to=2026-06-01", None);
     let count = |feature: &str| {
         rows.iter()
-            .find(|r| r.feature == feature && r.handshake_code == "scanners" && r.day == "2026-06-01")
+            .find(|r| {
+                r.feature == feature && r.handshake_code == "scanners" && r.day == "2026-06-01"
+            })
             .map(|r| r.count)
     };
     assert_eq!(count("scan"), Some(7));
@@ -76,7 +79,10 @@ fn one_license_end_to_end() {
 
     let devices: Vec<DeviceView> = s.admin_ok("GET", "/devices", None);
     assert_eq!(devices.len(), 1);
-    assert_eq!(devices[0].friendly_name.as_deref(), Some("Front desk laptop"));
+    assert_eq!(
+        devices[0].friendly_name.as_deref(),
+        Some("Front desk laptop")
+    );
     assert_eq!(devices[0].device_uuid, device.device_uuid());
 }
 
@@ -88,30 +94,51 @@ fn refusals_carry_stable_codes() {
 
     let mut c = config(&s, "unknown-code");
     c.handshake_code = "nope".into();
-    assert_eq!(refusal(client(&s, c).authorize()), ErrorCode::UnknownHandshakeCode);
+    assert_eq!(
+        refusal(client(&s, c).authorize()),
+        ErrorCode::UnknownHandshakeCode
+    );
 
     let mut c = config(&s, "wrong-org");
     c.handshake_code = "other-default".into();
-    assert_eq!(refusal(client(&s, c).authorize()), ErrorCode::HandshakeOrganizationMismatch);
+    assert_eq!(
+        refusal(client(&s, c).authorize()),
+        ErrorCode::HandshakeOrganizationMismatch
+    );
 
     let mut c = config(&s, "unknown-org");
     c.organization = "ghost".into();
-    assert_eq!(refusal(client(&s, c).authorize()), ErrorCode::UnknownOrganization);
+    assert_eq!(
+        refusal(client(&s, c).authorize()),
+        ErrorCode::UnknownOrganization
+    );
 
     let mut c = config(&s, "wrong-product");
     c.product = "viewer".into();
-    assert_eq!(refusal(client(&s, c).authorize()), ErrorCode::NoMatchingLicense);
+    assert_eq!(
+        refusal(client(&s, c).authorize()),
+        ErrorCode::NoMatchingLicense
+    );
 
     let mut c = config(&s, "wrong-module");
     c.modules = vec!["ocr".into()];
-    assert_eq!(refusal(client(&s, c).authorize()), ErrorCode::NoMatchingLicense);
+    assert_eq!(
+        refusal(client(&s, c).authorize()),
+        ErrorCode::NoMatchingLicense
+    );
 
     let mut c = config(&s, "trial");
     c.organization = String::new();
-    assert_eq!(refusal(client(&s, c).authorize()), ErrorCode::TrialUnavailable);
+    assert_eq!(
+        refusal(client(&s, c).authorize()),
+        ErrorCode::TrialUnavailable
+    );
 
     s.clock.advance(366 * DAY);
-    assert_eq!(refusal(client(&s, config(&s, "late")).authorize()), ErrorCode::LicenseExpired);
+    assert_eq!(
+        refusal(client(&s, config(&s, "late")).authorize()),
+        ErrorCode::LicenseExpired
+    );
 }
 
 #[test]
@@ -119,7 +146,9 @@ fn per_device_quota_refuses_new_devices_and_keeps_known_ones() {
     let s = TestServer::start();
     // quantity 4 with 10 % grace: round(0.4) = 0 extra places.
     s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 4, 10)]));
-    let devices: Vec<Client> = (0..4).map(|i| client(&s, config(&s, &format!("d{i}")))).collect();
+    let devices: Vec<Client> = (0..4)
+        .map(|i| client(&s, config(&s, &format!("d{i}"))))
+        .collect();
     for d in &devices {
         d.authorize().unwrap();
     }
@@ -149,12 +178,19 @@ fn the_next_item_serves_when_the_first_is_full() {
     let s = TestServer::start();
     let mut early = per_device("L-1-1", "scanner", 1, 0);
     early.end = T0 + 30 * DAY;
-    s.import(&s.activated("L-1", "acme", vec![early, per_device("L-1-2", "scanner", 1, 0)]));
+    s.import(&s.activated(
+        "L-1",
+        "acme",
+        vec![early, per_device("L-1-2", "scanner", 1, 0)],
+    ));
     let a = client(&s, config(&s, "a")).authorize().unwrap();
     let b = client(&s, config(&s, "b")).authorize().unwrap();
     assert_eq!(a.grant.items[0].item_id, "L-1-1");
     assert_eq!(b.grant.items[0].item_id, "L-1-2");
-    assert_eq!(refusal(client(&s, config(&s, "c")).authorize()), ErrorCode::DeviceQuotaExceeded);
+    assert_eq!(
+        refusal(client(&s, config(&s, "c")).authorize()),
+        ErrorCode::DeviceQuotaExceeded
+    );
 }
 
 #[test]
@@ -166,7 +202,12 @@ fn concurrent_devices_never_exceed_the_quota() {
             .map(|i| {
                 let c = config(&s, &format!("c{i}"));
                 let clock = s.clock.clone();
-                scope.spawn(move || Client::with_clock(c, Arc::new(clock)).unwrap().authorize().is_ok())
+                scope.spawn(move || {
+                    Client::with_clock(c, Arc::new(clock))
+                        .unwrap()
+                        .authorize()
+                        .is_ok()
+                })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -190,7 +231,15 @@ fn offline_the_cached_grant_works_until_it_expires() {
     let auth = offline.authorize().unwrap();
     assert!(auth.cached);
     assert_eq!(auth.warning, Some(ErrorCode::CachedGrantUsed));
-    assert!(offline.flush().is_err() || offline.status().unwrap().pending_reports > 0);
+    assert_eq!(
+        offline.flush().unwrap_err().code,
+        ErrorCode::ServerUnreachable
+    );
+    assert_eq!(
+        offline.status().unwrap().pending_reports,
+        1,
+        "the usage is kept for later"
+    );
 
     clock.set(T0 + 7 * DAY + 1);
     assert_eq!(refusal(offline.authorize()), ErrorCode::GrantExpired);
@@ -215,8 +264,15 @@ fn a_report_retried_is_counted_once() {
     let device = client(&s, c.clone());
     device.authorize().unwrap();
     device.record_usage("page", 9).unwrap();
-    // Keep a copy of the device's state as it was before the flush, as if the acknowledgement
-    // had been lost, then send again from that copy.
+    // A first attempt while the network is down fixes the report and its id on disk.
+    let mut down = c.clone();
+    down.servers = vec!["http://127.0.0.1:9".into()];
+    assert_eq!(
+        client(&s, down).flush().unwrap_err().code,
+        ErrorCode::ServerUnreachable
+    );
+    // Keep a copy of the device's state as it was before the successful flush, as if the
+    // acknowledgement had been lost, then send again from that copy.
     let before = tempfile::tempdir().unwrap();
     copy_dir(&c.state_dir, before.path());
     assert_eq!(device.flush().unwrap().acknowledged, 1);
@@ -248,5 +304,8 @@ fn a_changed_server_identity_refuses_clients() {
     let (data, vendor) = s.stop();
     let moved = TestServer::start_in(data, vendor, "another-machine");
     let c = config(&moved, "moved");
-    assert_eq!(refusal(client(&moved, c).authorize()), ErrorCode::IdentityMismatch);
+    assert_eq!(
+        refusal(client(&moved, c).authorize()),
+        ErrorCode::IdentityMismatch
+    );
 }

@@ -23,7 +23,10 @@ fn import_creates_the_organization_and_its_default_code_once() {
 
 fn assert_nothing_imported(s: &TestServer) {
     let items: Vec<ItemView> = s.admin_ok("GET", "/items", None);
-    assert!(items.is_empty(), "a refused import left items behind: {items:?}");
+    assert!(
+        items.is_empty(),
+        "a refused import left items behind: {items:?}"
+    );
 }
 
 #[test]
@@ -32,7 +35,11 @@ fn tampered_files_are_refused_and_change_nothing() {
     let file = s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]);
     let tampered = file.replacen("\"quantity\": 5", "\"quantity\": 500", 1);
     assert_ne!(tampered, file);
-    let (status, err) = s.admin_err("POST", "/licenses", Some(("text/plain", tampered.into_bytes())));
+    let (status, err) = s.admin_err(
+        "POST",
+        "/licenses",
+        Some(("text/plain", tampered.into_bytes())),
+    );
     assert_eq!((status, err.name.as_str()), (422, "invalid_license_file"));
     assert!(err.message.contains("signature"), "{}", err.message);
     assert_nothing_imported(&s);
@@ -54,7 +61,11 @@ fn files_from_another_vendor_are_refused() {
         T0,
     )
     .unwrap();
-    let (_, err) = s.admin_err("POST", "/licenses", Some(("text/plain", activated.into_bytes())));
+    let (_, err) = s.admin_err(
+        "POST",
+        "/licenses",
+        Some(("text/plain", activated.into_bytes())),
+    );
     assert_eq!(err.name, "invalid_license_file");
     assert_nothing_imported(&s);
 }
@@ -65,7 +76,11 @@ fn unactivated_and_foreign_server_files_are_refused() {
     let other = TestServer::start();
     let lic = license("L-2", "acme", vec![per_device("L-2-1", "scanner", 5, 10)]);
     let issued = tally_crypto::document::issue_license(&lic, &s.vendor).unwrap();
-    let (_, err) = s.admin_err("POST", "/licenses", Some(("text/plain", issued.clone().into_bytes())));
+    let (_, err) = s.admin_err(
+        "POST",
+        "/licenses",
+        Some(("text/plain", issued.clone().into_bytes())),
+    );
     assert_eq!(err.name, "license_not_activated");
     let for_other = tally_crypto::document::activate_license(
         &issued,
@@ -74,8 +89,15 @@ fn unactivated_and_foreign_server_files_are_refused() {
         T0,
     )
     .unwrap();
-    let (status, err) = s.admin_err("POST", "/licenses", Some(("text/plain", for_other.into_bytes())));
-    assert_eq!((status, err.name.as_str()), (422, "license_for_another_server"));
+    let (status, err) = s.admin_err(
+        "POST",
+        "/licenses",
+        Some(("text/plain", for_other.into_bytes())),
+    );
+    assert_eq!(
+        (status, err.name.as_str()),
+        (422, "license_for_another_server")
+    );
     assert!(err.message.contains(&other.state.identity.uuid));
     let (_, err) = s.admin_err("POST", "/licenses", Some(("text/plain", b"hello".to_vec())));
     assert_eq!(err.name, "invalid_license_file");
@@ -91,7 +113,11 @@ fn changed_hardware_refuses_imports_and_keeps_the_data() {
 
     let moved = TestServer::start_in(data, vendor, "another-machine");
     assert!(moved.state.identity.mismatch.is_some());
-    let (status, err) = moved.admin_err("POST", "/licenses", Some(("text/plain", second.clone().into_bytes())));
+    let (status, err) = moved.admin_err(
+        "POST",
+        "/licenses",
+        Some(("text/plain", second.clone().into_bytes())),
+    );
     assert_eq!((status, err.name.as_str()), (503, "identity_mismatch"));
     let items: Vec<ItemView> = moved.admin_ok("GET", "/items", None);
     assert_eq!(items.len(), 1, "the earlier license must still be there");
@@ -105,7 +131,10 @@ fn changed_hardware_refuses_imports_and_keeps_the_data() {
 #[test]
 fn the_admin_api_needs_the_token() {
     let s = TestServer::start();
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
     for auth in [None, Some("Bearer wrong"), Some("Basic abc")] {
         let mut req = agent.get(&format!("{}/api/admin/items", s.url));
         if let Some(a) = auth {
@@ -113,7 +142,8 @@ fn the_admin_api_needs_the_token() {
         }
         let mut resp = req.call().unwrap();
         assert_eq!(resp.status().as_u16(), 401);
-        let body: tally_proto::ErrorBody = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        let body: tally_proto::ErrorBody =
+            serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
         assert_eq!(body.name, "unauthorized");
     }
 }
@@ -124,17 +154,54 @@ fn bad_handshake_requests_get_clear_errors_and_change_nothing() {
     s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));
     s.import(&s.activated("L-2", "other", vec![per_device("L-2-1", "scanner", 5, 10)]));
     let cases: [(&str, u16, &str); 7] = [
-        (r#"{"organization":"acme","items":["nope"]}"#, 404, "not_found"),
-        (r#"{"organization":"ghost","items":["L-1-1"]}"#, 404, "not_found"),
-        (r#"{"organization":"acme","items":["L-2-1"]}"#, 409, "conflict"),
-        (r#"{"organization":"acme","items":[]}"#, 400, "invalid_input"),
-        (r#"{"code":"has space","organization":"acme","items":["L-1-1"]}"#, 400, "invalid_input"),
-        (r#"{"code":"acme-default","organization":"acme","items":["L-1-1"]}"#, 409, "conflict"),
-        (r#"{"organization":"acme","itemz":[]}"#, 400, "invalid_input"),
+        (
+            r#"{"organization":"acme","items":["nope"]}"#,
+            404,
+            "not_found",
+        ),
+        (
+            r#"{"organization":"ghost","items":["L-1-1"]}"#,
+            404,
+            "not_found",
+        ),
+        (
+            r#"{"organization":"acme","items":["L-2-1"]}"#,
+            409,
+            "conflict",
+        ),
+        (
+            r#"{"organization":"acme","items":[]}"#,
+            400,
+            "invalid_input",
+        ),
+        (
+            r#"{"code":"has space","organization":"acme","items":["L-1-1"]}"#,
+            400,
+            "invalid_input",
+        ),
+        (
+            r#"{"code":"acme-default","organization":"acme","items":["L-1-1"]}"#,
+            409,
+            "conflict",
+        ),
+        (
+            r#"{"organization":"acme","itemz":[]}"#,
+            400,
+            "invalid_input",
+        ),
     ];
     for (body, status, name) in cases {
-        let (got, err) = s.admin_err("POST", "/handshakes", Some(("application/json", body.as_bytes().to_vec())));
-        assert_eq!((got, err.name.as_str()), (status, name), "body {body}: {}", err.message);
+        let (got, err) = s.admin_err(
+            "POST",
+            "/handshakes",
+            Some(("application/json", body.as_bytes().to_vec())),
+        );
+        assert_eq!(
+            (got, err.name.as_str()),
+            (status, name),
+            "body {body}: {}",
+            err.message
+        );
     }
     let codes: Vec<HandshakeView> = s.admin_ok("GET", "/handshakes", None);
     assert_eq!(codes.len(), 2, "only the two default codes exist");
@@ -142,7 +209,10 @@ fn bad_handshake_requests_get_clear_errors_and_change_nothing() {
     let created: HandshakeView = s.admin_ok(
         "POST",
         "/handshakes",
-        Some(("application/json", br#"{"code":"scanners","organization":"acme","items":["L-1-1"]}"#.to_vec())),
+        Some((
+            "application/json",
+            br#"{"code":"scanners","organization":"acme","items":["L-1-1"]}"#.to_vec(),
+        )),
     );
     assert_eq!(created.code, "scanners");
     assert!(!created.is_default);
@@ -155,6 +225,7 @@ fn statistics_queries_validate_dates() {
     assert_eq!(err.name, "invalid_input");
     let (_, err) = s.admin_err("GET", "/stats/usage?from=2026-06-02&to=2026-06-01", None);
     assert_eq!(err.name, "invalid_input");
-    let rows: Vec<tally_proto::admin::UsageRow> = s.admin_ok("GET", "/stats/usage?from=2026-06-01", None);
+    let rows: Vec<tally_proto::admin::UsageRow> =
+        s.admin_ok("GET", "/stats/usage?from=2026-06-01", None);
     assert!(rows.is_empty());
 }

@@ -1,8 +1,10 @@
 //! The one integration-test binary of the `tally` crate: a real server on a loopback port, the
 //! real SDK, and the real binary for the command-line flows.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+mod cli;
 mod common;
+mod e2e;
 mod import;
 mod protocol;
-mod cli;
-mod e2e;

@@ -6,14 +6,17 @@ use tally_crypto::envelope::{ReplyKey, seal_request};
 use tally_crypto::keys::EncryptionPublicKey;
 use tally_proto::ErrorBody;
 use tally_proto::wire::{
-    AuthorizeRequest, AuthorizeResponse, Envelope, Reply, RequestStamp, SealedResponse, ServerHello,
-    ValidationField,
+    AuthorizeRequest, AuthorizeResponse, Envelope, Reply, RequestStamp, SealedResponse,
+    ServerHello, ValidationField,
 };
 
 use crate::common::*;
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
 }
 
 fn post_raw(s: &TestServer, path: &str, body: &[u8]) -> (u16, String) {
@@ -22,11 +25,17 @@ fn post_raw(s: &TestServer, path: &str, body: &[u8]) -> (u16, String) {
         .header("Content-Type", "application/json")
         .send(body)
         .unwrap();
-    (resp.status().as_u16(), resp.body_mut().read_to_string().unwrap())
+    (
+        resp.status().as_u16(),
+        resp.body_mut().read_to_string().unwrap(),
+    )
 }
 
 fn hello(s: &TestServer) -> ServerHello {
-    let mut resp = agent().get(&format!("{}/api/v1/hello", s.url)).call().unwrap();
+    let mut resp = agent()
+        .get(&format!("{}/api/v1/hello", s.url))
+        .call()
+        .unwrap();
     serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
 }
 
@@ -42,7 +51,10 @@ fn open<T: DeserializeOwned>(key: &ReplyKey, body: &str) -> Reply<T> {
 
 fn request(sent_at: i64, device: &str) -> AuthorizeRequest {
     AuthorizeRequest {
-        stamp: RequestStamp { request_id: tally_crypto::random_id().unwrap(), sent_at },
+        stamp: RequestStamp {
+            request_id: tally_crypto::random_id().unwrap(),
+            sent_at,
+        },
         organization: "acme".into(),
         handshake_code: String::new(),
         session_password: None,
@@ -71,7 +83,8 @@ fn hello_presents_the_activated_licenses() {
     assert_eq!(h.server_time, T0);
     assert_eq!(h.certificates.len(), 1);
     let activated =
-        tally_crypto::document::verify_activated(&h.certificates[0], &s.vendor.verifying_key()).unwrap();
+        tally_crypto::document::verify_activated(&h.certificates[0], &s.vendor.verifying_key())
+            .unwrap();
     assert_eq!(activated.server.encryption_key, h.encryption_key);
 }
 
@@ -82,7 +95,10 @@ fn a_replayed_envelope_is_refused() {
     let body = serde_json::to_vec(&env).unwrap();
     let (status, text) = post_raw(&s, "/api/v1/authorize", &body);
     assert_eq!(status, 200);
-    assert!(matches!(open::<AuthorizeResponse>(&key, &text), Reply::Ok(_)));
+    assert!(matches!(
+        open::<AuthorizeResponse>(&key, &text),
+        Reply::Ok(_)
+    ));
     let (status, text) = post_raw(&s, "/api/v1/authorize", &body);
     assert_eq!(status, 409);
     match open::<AuthorizeResponse>(&key, &text) {
@@ -119,11 +135,19 @@ fn an_envelope_for_another_endpoint_cannot_be_opened() {
 #[test]
 fn malformed_bodies_get_clear_errors() {
     let s = licensed_server();
-    for body in [&b"not json"[..], b"{}", br#"{"v":1,"enc":"@@","ct":""}"#, br#"{"v":9,"enc":"","ct":""}"#] {
+    for body in [
+        &b"not json"[..],
+        b"{}",
+        br#"{"v":1,"enc":"@@","ct":""}"#,
+        br#"{"v":9,"enc":"","ct":""}"#,
+    ] {
         let (status, text) = post_raw(&s, "/api/v1/authorize", body);
         assert_eq!(status, 400, "body {:?}", String::from_utf8_lossy(body));
         let err: ErrorBody = serde_json::from_str(&text).unwrap();
-        assert!(["bad_request", "bad_envelope"].contains(&err.name.as_str()), "{err:?}");
+        assert!(
+            ["bad_request", "bad_envelope"].contains(&err.name.as_str()),
+            "{err:?}"
+        );
     }
     let huge = vec![b'x'; 300 * 1024];
     let (status, text) = post_raw(&s, "/api/v1/report", &huge);
@@ -144,8 +168,15 @@ fn a_sealed_request_with_bad_fields_is_refused_inside_the_envelope() {
         Reply::Err(e) => assert_eq!(e.name, "bad_request"),
         Reply::Ok(_) => panic!("accepted"),
     }
-    let (env, key) = seal(&s, "authorize", &serde_json::json!({"stamp": {"request_id": "x", "sent_at": T0}}));
+    let (env, key) = seal(
+        &s,
+        "authorize",
+        &serde_json::json!({"stamp": {"request_id": "x", "sent_at": T0}}),
+    );
     let (status, text) = post_raw(&s, "/api/v1/authorize", &serde_json::to_vec(&env).unwrap());
     assert_eq!(status, 400);
-    assert!(matches!(open::<AuthorizeResponse>(&key, &text), Reply::Err(_)));
+    assert!(matches!(
+        open::<AuthorizeResponse>(&key, &text),
+        Reply::Err(_)
+    ));
 }

@@ -12,8 +12,8 @@ use axum::{Json, extract::rejection::QueryRejection};
 use subtle::ConstantTimeEq;
 use tally_proto::ErrorCode;
 use tally_proto::admin::{
-    CreateHandshake, DeviceView, HandshakeView, ImportedLicense, ItemView, ServerStatus, UsageQuery,
-    UsageRow,
+    CreateHandshake, DeviceView, HandshakeView, ImportedLicense, ItemView, ServerStatus,
+    UsageQuery, UsageRow,
 };
 use tally_proto::license::ActivationRequest;
 
@@ -94,8 +94,12 @@ async fn import_license(
     raw: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<ImportedLicense>> {
     let bytes = body::bytes(raw)?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| ApiError::new(ErrorCode::InvalidLicenseFile, "the license file is not UTF-8 text"))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidLicenseFile,
+            "the license file is not UTF-8 text",
+        )
+    })?;
     Ok(Json(service::licenses::import(&state, text).await?))
 }
 

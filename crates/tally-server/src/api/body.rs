@@ -25,5 +25,6 @@ pub fn bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
 
 /// Parses JSON, naming the offending field on failure.
 pub fn json<T: DeserializeOwned>(bytes: &[u8], code: ErrorCode) -> ApiResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::new(code, format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::new(code, format!("invalid JSON body: {e}")))
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tally_proto::ErrorCode;
 use tally_proto::wire::{
-    AuthorizeRequest, Envelope, MAX_REQUEST_SKEW_SECONDS, ReportRequest, Reply, RequestStamp,
+    AuthorizeRequest, Envelope, MAX_REQUEST_SKEW_SECONDS, Reply, ReportRequest, RequestStamp,
     ServerHello,
 };
 
@@ -20,8 +20,13 @@ use crate::{api, service};
 /// `GET /api/v1/hello`: the server's public identity and the vendor-signed proof of it.
 pub async fn hello(State(state): State<AppState>) -> Result<axum::Json<ServerHello>, ApiError> {
     let public = state.identity.public();
-    let certificates =
-        state.store.licenses().await?.into_iter().map(|l| l.activated_text).collect();
+    let certificates = state
+        .store
+        .licenses()
+        .await?
+        .into_iter()
+        .map(|l| l.activated_text)
+        .collect();
     Ok(axum::Json(ServerHello {
         uuid: public.uuid,
         signing_key: public.signing_key,
@@ -32,15 +37,24 @@ pub async fn hello(State(state): State<AppState>) -> Result<axum::Json<ServerHel
 }
 
 /// `POST /api/v1/authorize`.
-pub async fn authorize(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
-    sealed(&state, "authorize", body, |s, req: AuthorizeRequest| async move {
-        service::authorize::authorize(&s, req).await
-    })
+pub async fn authorize(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    sealed(
+        &state,
+        "authorize",
+        body,
+        |s, req: AuthorizeRequest| async move { service::authorize::authorize(&s, req).await },
+    )
     .await
 }
 
 /// `POST /api/v1/report`.
-pub async fn report(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn report(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     sealed(&state, "report", body, |s, req: ReportRequest| async move {
         service::report::report(&s, req).await
     })
@@ -131,7 +145,10 @@ fn check_stamp(state: &AppState, stamp: &RequestStamp, replay_id: [u8; 32]) -> A
         )
         .with_server_time(now));
     }
-    if !state.replay.first_use(replay_id, now, now + 2 * MAX_REQUEST_SKEW_SECONDS + 1) {
+    if !state
+        .replay
+        .first_use(replay_id, now, now + 2 * MAX_REQUEST_SKEW_SECONDS + 1)
+    {
         return Err(ApiError::plain(ErrorCode::ReplayedRequest));
     }
     Ok(())

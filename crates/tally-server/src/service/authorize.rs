@@ -41,7 +41,10 @@ pub async fn authorize(state: &AppState, req: AuthorizeRequest) -> ApiResult<Aut
             Some(Mismatch::NotYetValid) => ApiError::plain(ErrorCode::LicenseNotYetValid),
             _ => ApiError::new(
                 ErrorCode::NoMatchingLicense,
-                format!("no license item on this handshake code serves product `{}` with the modules asked", req.product),
+                format!(
+                    "no license item on this handshake code serves product `{}` with the modules asked",
+                    req.product
+                ),
             ),
         });
     }
@@ -64,7 +67,10 @@ pub async fn authorize(state: &AppState, req: AuthorizeRequest) -> ApiResult<Aut
         Decision::Refuse(Refusal::UnsupportedType(t)) => {
             return Err(ApiError::new(
                 ErrorCode::NoMatchingLicense,
-                format!("license type `{}` is not enforced by this server version", t.as_str()),
+                format!(
+                    "license type `{}` is not enforced by this server version",
+                    t.as_str()
+                ),
             ));
         }
     };
@@ -103,7 +109,11 @@ pub async fn authorize(state: &AppState, req: AuthorizeRequest) -> ApiResult<Aut
         .map(|l| l.activated_text)
         .collect();
     tracing::info!(device = %req.device_uuid, code = %handshake.code, item = %item.id, "authorized");
-    Ok(AuthorizeResponse { grant: signed, certificates, server_time: now })
+    Ok(AuthorizeResponse {
+        grant: signed,
+        certificates,
+        server_time: now,
+    })
 }
 
 fn check_fields(req: &AuthorizeRequest) -> ApiResult<()> {
@@ -113,7 +123,12 @@ fn check_fields(req: &AuthorizeRequest) -> ApiResult<()> {
     }
     validate::text("product", &req.product, 128, ErrorCode::BadRequest)?;
     if let Some(name) = &req.friendly_name {
-        validate::text("friendly_name", name, tally_proto::wire::MAX_FRIENDLY_NAME_LEN, ErrorCode::BadRequest)?;
+        validate::text(
+            "friendly_name",
+            name,
+            tally_proto::wire::MAX_FRIENDLY_NAME_LEN,
+            ErrorCode::BadRequest,
+        )?;
     }
     if req.modules.len() > 64 {
         return Err(ApiError::new(ErrorCode::BadRequest, "modules: at most 64"));
@@ -121,7 +136,10 @@ fn check_fields(req: &AuthorizeRequest) -> ApiResult<()> {
     if let Some(days) = req.buffer_days
         && !(tally_proto::MIN_BUFFER_DAYS..=3650).contains(&days)
     {
-        return Err(ApiError::new(ErrorCode::BadRequest, "buffer_days: between 7 and 3650"));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "buffer_days: between 7 and 3650",
+        ));
     }
     Ok(())
 }

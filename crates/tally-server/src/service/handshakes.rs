@@ -20,12 +20,18 @@ pub async fn create(state: &AppState, req: CreateHandshake) -> ApiResult<Handsha
     validate::identifier("code", &code, ErrorCode::InvalidInput)?;
     validate::identifier("organization", &req.organization, ErrorCode::InvalidInput)?;
     if req.items.is_empty() {
-        return Err(ApiError::new(ErrorCode::InvalidInput, "items: attach at least one license item"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "items: attach at least one license item",
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     for item in &req.items {
         if !seen.insert(item) {
-            return Err(ApiError::new(ErrorCode::InvalidInput, format!("items: `{item}` is listed twice")));
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("items: `{item}` is listed twice"),
+            ));
         }
     }
     if let Some(d) = &req.description {
@@ -50,7 +56,13 @@ pub async fn create(state: &AppState, req: CreateHandshake) -> ApiResult<Handsha
 }
 
 pub async fn list(state: &AppState) -> ApiResult<Vec<HandshakeView>> {
-    Ok(state.store.handshakes().await?.into_iter().map(view).collect())
+    Ok(state
+        .store
+        .handshakes()
+        .await?
+        .into_iter()
+        .map(view)
+        .collect())
 }
 
 fn view(row: HandshakeRow) -> HandshakeView {

@@ -44,16 +44,26 @@ pub async fn report(state: &AppState, req: ReportRequest) -> ApiResult<ReportRes
         if r.counts.len() > MAX_FEATURES_PER_REPORT {
             return Err(ApiError::new(
                 ErrorCode::BadRequest,
-                format!("report {}: at most {MAX_FEATURES_PER_REPORT} features", r.report_id),
+                format!(
+                    "report {}: at most {MAX_FEATURES_PER_REPORT} features",
+                    r.report_id
+                ),
             ));
         }
         for (feature, count) in &r.counts {
             validate::feature(feature)?;
             if *count > i64::MAX as u64 / 2 {
-                return Err(ApiError::new(ErrorCode::BadRequest, format!("feature `{feature}`: count too large")));
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("feature `{feature}`: count too large"),
+                ));
             }
         }
-        rows.push(ReportRow { report_id: r.report_id, slice: r.slice, counts: r.counts });
+        rows.push(ReportRow {
+            report_id: r.report_id,
+            slice: r.slice,
+            counts: r.counts,
+        });
     }
     let outcome = state
         .store
@@ -64,5 +74,9 @@ pub async fn report(state: &AppState, req: ReportRequest) -> ApiResult<ReportRes
             received_at: now,
         })
         .await?;
-    Ok(ReportResponse { accepted: outcome.accepted, duplicates: outcome.duplicates, server_time: now })
+    Ok(ReportResponse {
+        accepted: outcome.accepted,
+        duplicates: outcome.duplicates,
+        server_time: now,
+    })
 }

@@ -12,9 +12,15 @@ const DAY_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
 
 /// Days since the Unix epoch of a `YYYY-MM-DD` date.
 pub fn parse_day(field: &str, text: &str) -> ApiResult<i64> {
-    let date = time::Date::parse(text, DAY_FORMAT)
-        .map_err(|_| ApiError::new(ErrorCode::InvalidInput, format!("{field}: expected a date as YYYY-MM-DD, got `{text}`")))?;
-    Ok(i64::from(date.to_julian_day() - time::macros::date!(1970 - 01 - 01).to_julian_day()))
+    let date = time::Date::parse(text, DAY_FORMAT).map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("{field}: expected a date as YYYY-MM-DD, got `{text}`"),
+        )
+    })?;
+    Ok(i64::from(
+        date.to_julian_day() - time::macros::date!(1970 - 01 - 01).to_julian_day(),
+    ))
 }
 
 /// `YYYY-MM-DD` of a day number.
@@ -29,20 +35,36 @@ pub fn format_day(day: i64) -> String {
 }
 
 pub async fn usage(state: &AppState, q: UsageQuery) -> ApiResult<Vec<UsageRow>> {
-    let from_day = q.from.as_deref().map(|t| parse_day("from", t)).transpose()?;
+    let from_day = q
+        .from
+        .as_deref()
+        .map(|t| parse_day("from", t))
+        .transpose()?;
     let to_day = q.to.as_deref().map(|t| parse_day("to", t)).transpose()?;
     if let (Some(f), Some(t)) = (from_day, to_day)
         && f > t
     {
-        return Err(ApiError::new(ErrorCode::InvalidInput, "from: must not be after `to`"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "from: must not be after `to`",
+        ));
     }
     let rows = state
         .store
-        .usage_by_day(UsageFilter { from_day, to_day, handshake_code: q.handshake_code })
+        .usage_by_day(UsageFilter {
+            from_day,
+            to_day,
+            handshake_code: q.handshake_code,
+        })
         .await?;
     Ok(rows
         .into_iter()
-        .map(|r| UsageRow { day: format_day(r.day), handshake_code: r.handshake_code, feature: r.feature, count: r.count })
+        .map(|r| UsageRow {
+            day: format_day(r.day),
+            handshake_code: r.handshake_code,
+            feature: r.feature,
+            count: r.count,
+        })
         .collect())
 }
 

@@ -8,7 +8,9 @@ use crate::error::{ApiError, ApiResult};
 pub fn identifier(field: &str, value: &str, code: ErrorCode) -> ApiResult<()> {
     let ok = !value.is_empty()
         && value.len() <= 64
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -22,10 +24,16 @@ pub fn identifier(field: &str, value: &str, code: ErrorCode) -> ApiResult<()> {
 /// Free text with a length limit and no control characters.
 pub fn text(field: &str, value: &str, max_chars: usize, code: ErrorCode) -> ApiResult<()> {
     if value.chars().count() > max_chars {
-        return Err(ApiError::new(code, format!("{field}: at most {max_chars} characters")));
+        return Err(ApiError::new(
+            code,
+            format!("{field}: at most {max_chars} characters"),
+        ));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::new(code, format!("{field}: control characters are not allowed")));
+        return Err(ApiError::new(
+            code,
+            format!("{field}: control characters are not allowed"),
+        ));
     }
     Ok(())
 }
@@ -40,7 +48,10 @@ pub fn feature(value: &str) -> ApiResult<()> {
     } else {
         Err(ApiError::new(
             ErrorCode::BadRequest,
-            format!("feature `{}`: use 1 to 128 printable ASCII characters without spaces", value.escape_default()),
+            format!(
+                "feature `{}`: use 1 to 128 printable ASCII characters without spaces",
+                value.escape_default()
+            ),
         ))
     }
 }

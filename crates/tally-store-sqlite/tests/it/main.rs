@@ -1,9 +1,13 @@
 //! Behaviour of the SQLite store on a real database file.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use std::path::Path;
 
 use tally_core::admission::{Decision, Refusal};
-use tally_proto::license::{ActiveWindow, LICENSE_FORMAT, License, LicenseItem, LicenseType, Organization};
+use tally_proto::license::{
+    ActiveWindow, LICENSE_FORMAT, License, LicenseItem, LicenseType, Organization,
+};
 use tally_store::*;
 use tally_store_sqlite::SqliteStore;
 
@@ -29,7 +33,10 @@ fn new_license(id: &str, org: &str, items: Vec<LicenseItem>) -> NewLicense {
         license: License {
             format: LICENSE_FORMAT.into(),
             license_id: id.into(),
-            organization: Organization { id: org.into(), name: org.into() },
+            organization: Organization {
+                id: org.into(),
+                name: org.into(),
+            },
             alias: id.into(),
             issued_at: NOW,
             items,
@@ -58,11 +65,20 @@ fn admit(device: &str, candidates: Vec<LicenseItem>, now: i64) -> AdmitRequest {
 async fn import_is_idempotent_and_attaches_items_to_the_default_code() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let first = store.import_license(new_license("L1", "acme", vec![item("a", 1)])).await.unwrap();
+    let first = store
+        .import_license(new_license("L1", "acme", vec![item("a", 1)]))
+        .await
+        .unwrap();
     assert!(first.newly_imported);
-    let again = store.import_license(new_license("L1", "acme", vec![item("a", 1)])).await.unwrap();
+    let again = store
+        .import_license(new_license("L1", "acme", vec![item("a", 1)]))
+        .await
+        .unwrap();
     assert!(!again.newly_imported);
-    store.import_license(new_license("L2", "acme", vec![item("b", 1)])).await.unwrap();
+    store
+        .import_license(new_license("L2", "acme", vec![item("b", 1)]))
+        .await
+        .unwrap();
     let code = store.handshake("acme-default").await.unwrap().unwrap();
     let ids: Vec<&str> = code.items.iter().map(|(_, i)| i.id.as_str()).collect();
     assert_eq!(ids, ["a", "b"]);
@@ -74,8 +90,14 @@ async fn import_is_idempotent_and_attaches_items_to_the_default_code() {
 async fn a_conflicting_item_id_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store.import_license(new_license("L1", "acme", vec![item("a", 1)])).await.unwrap();
-    let err = store.import_license(new_license("L2", "beta", vec![item("a", 1)])).await.unwrap_err();
+    store
+        .import_license(new_license("L1", "acme", vec![item("a", 1)]))
+        .await
+        .unwrap();
+    let err = store
+        .import_license(new_license("L2", "beta", vec![item("a", 1)]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)));
     assert!(store.organization("beta").await.unwrap().is_none());
     assert_eq!(store.licenses().await.unwrap().len(), 1);
@@ -85,8 +107,14 @@ async fn a_conflicting_item_id_writes_nothing() {
 async fn handshake_creation_checks_its_references() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store.import_license(new_license("L1", "acme", vec![item("a", 1), item("b", 1)])).await.unwrap();
-    store.import_license(new_license("L2", "beta", vec![item("c", 1)])).await.unwrap();
+    store
+        .import_license(new_license("L1", "acme", vec![item("a", 1), item("b", 1)]))
+        .await
+        .unwrap();
+    store
+        .import_license(new_license("L2", "beta", vec![item("c", 1)]))
+        .await
+        .unwrap();
     let h = |code: &str, org: &str, items: &[&str]| NewHandshake {
         code: code.into(),
         organization: org.into(),
@@ -94,11 +122,26 @@ async fn handshake_creation_checks_its_references() {
         description: None,
         created_at: NOW,
     };
-    assert!(matches!(store.create_handshake(h("x", "ghost", &["a"])).await, Err(StoreError::NotFound(_))));
-    assert!(matches!(store.create_handshake(h("x", "acme", &["zz"])).await, Err(StoreError::NotFound(_))));
-    assert!(matches!(store.create_handshake(h("x", "acme", &["c"])).await, Err(StoreError::Conflict(_))));
-    store.create_handshake(h("x", "acme", &["b", "a"])).await.unwrap();
-    assert!(matches!(store.create_handshake(h("x", "acme", &["a"])).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.create_handshake(h("x", "ghost", &["a"])).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.create_handshake(h("x", "acme", &["zz"])).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.create_handshake(h("x", "acme", &["c"])).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .create_handshake(h("x", "acme", &["b", "a"]))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.create_handshake(h("x", "acme", &["a"])).await,
+        Err(StoreError::Conflict(_))
+    ));
     let row = store.handshake("x").await.unwrap().unwrap();
     let ids: Vec<&str> = row.items.iter().map(|(_, i)| i.id.as_str()).collect();
     assert_eq!(ids, ["b", "a"], "consumption order is kept");
@@ -108,31 +151,55 @@ async fn handshake_creation_checks_its_references() {
 async fn per_device_places_fill_lapse_and_stay_with_known_devices() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store.import_license(new_license("L1", "acme", vec![item("a", 3)])).await.unwrap();
+    store
+        .import_license(new_license("L1", "acme", vec![item("a", 3)]))
+        .await
+        .unwrap();
     for d in ["d1", "d2", "d3"] {
-        let a = store.admit_device(admit(d, vec![item("a", 3)], NOW)).await.unwrap();
+        let a = store
+            .admit_device(admit(d, vec![item("a", 3)], NOW))
+            .await
+            .unwrap();
         assert!(matches!(a.decision, Decision::Admit { index: 0, .. }));
     }
-    let full = store.admit_device(admit("d4", vec![item("a", 3)], NOW)).await.unwrap();
+    let full = store
+        .admit_device(admit("d4", vec![item("a", 3)], NOW))
+        .await
+        .unwrap();
     assert_eq!(full.decision, Decision::Refuse(Refusal::DeviceQuota));
-    let known = store.admit_device(admit("d1", vec![item("a", 3)], NOW + 10)).await.unwrap();
+    let known = store
+        .admit_device(admit("d1", vec![item("a", 3)], NOW + 10))
+        .await
+        .unwrap();
     assert!(matches!(known.decision, Decision::Admit { .. }));
     // d2 and d3 lapse after 24 h without contact; d1 was refreshed 10 s later.
-    let later = store.admit_device(admit("d4", vec![item("a", 3)], NOW + 86_400)).await.unwrap();
+    let later = store
+        .admit_device(admit("d4", vec![item("a", 3)], NOW + 86_400))
+        .await
+        .unwrap();
     assert!(matches!(later.decision, Decision::Admit { .. }));
-    assert_eq!(store.items(NOW + 86_400).await.unwrap()[0].active_devices, 2);
+    assert_eq!(
+        store.items(NOW + 86_400).await.unwrap()[0].active_devices,
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_admissions_never_exceed_the_quota() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store.import_license(new_license("L1", "acme", vec![item("a", 5)])).await.unwrap();
+    store
+        .import_license(new_license("L1", "acme", vec![item("a", 5)]))
+        .await
+        .unwrap();
     let tasks: Vec<_> = (0..40)
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
-                store.admit_device(admit(&format!("dev-{i}"), vec![item("a", 5)], NOW)).await.unwrap()
+                store
+                    .admit_device(admit(&format!("dev-{i}"), vec![item("a", 5)], NOW))
+                    .await
+                    .unwrap()
             })
         })
         .collect();
@@ -167,14 +234,36 @@ async fn reports_count_once_per_id() {
     let first = store.record_reports(batch(&["r1", "r2"])).await.unwrap();
     assert_eq!(first.accepted, ["r1", "r2"]);
     let second = store.record_reports(batch(&["r2", "r3"])).await.unwrap();
-    assert_eq!((second.accepted.as_slice(), second.duplicates.as_slice()), (&["r3".to_string()][..], &["r2".to_string()][..]));
+    assert_eq!(
+        (second.accepted.as_slice(), second.duplicates.as_slice()),
+        (&["r3".to_string()][..], &["r2".to_string()][..])
+    );
     let day = NOW / 86_400;
-    let rows = store.usage_by_day(UsageFilter { from_day: Some(day), to_day: Some(day), handshake_code: None }).await.unwrap();
+    let rows = store
+        .usage_by_day(UsageFilter {
+            from_day: Some(day),
+            to_day: Some(day),
+            handshake_code: None,
+        })
+        .await
+        .unwrap();
     let scan = rows.iter().find(|r| r.feature == "scan").unwrap();
     assert_eq!((scan.day, scan.count), (day, 6));
-    let none = store.usage_by_day(UsageFilter { from_day: Some(day + 1), ..Default::default() }).await.unwrap();
+    let none = store
+        .usage_by_day(UsageFilter {
+            from_day: Some(day + 1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(none.is_empty());
-    let other = store.usage_by_day(UsageFilter { handshake_code: Some("x".into()), ..Default::default() }).await.unwrap();
+    let other = store
+        .usage_by_day(UsageFilter {
+            handshake_code: Some("x".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(other.is_empty());
 }
 
@@ -183,14 +272,23 @@ async fn data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = open(dir.path());
-        store.import_license(new_license("L1", "acme", vec![item("a", 3)])).await.unwrap();
+        store
+            .import_license(new_license("L1", "acme", vec![item("a", 3)]))
+            .await
+            .unwrap();
         store.put_setting("k", "v").await.unwrap();
-        store.admit_device(admit("d1", vec![item("a", 3)], NOW)).await.unwrap();
+        store
+            .admit_device(admit("d1", vec![item("a", 3)], NOW))
+            .await
+            .unwrap();
     }
     let store = open(dir.path());
     assert_eq!(store.get_setting("k").await.unwrap().as_deref(), Some("v"));
     assert_eq!(store.devices().await.unwrap().len(), 1);
-    assert_eq!(store.licenses().await.unwrap()[0].activated_text, "text of L1");
+    assert_eq!(
+        store.licenses().await.unwrap()[0].activated_text,
+        "text of L1"
+    );
 }
 
 #[test]
