@@ -138,23 +138,25 @@ impl Client {
     pub fn authorize(&self) -> SdkResult<Authorization> {
         let now = self.clock.now();
         let mut last_problem = String::from("no server configured");
+        let mut untrusted = None;
         for base in &self.config.servers {
-            let server = match self.trust(base) {
-                Ok(s) => s,
-                Err(CallError::Unreachable(m)) => {
-                    last_problem = m;
-                    continue;
-                }
-                Err(CallError::Refused(e)) => return Err(SdkError::from_server(&e)),
-            };
-            match self.authorize_with(&server, now) {
+            let outcome = self
+                .trust(base)
+                .and_then(|server| self.authorize_with(&server, now));
+            match outcome {
                 Ok(auth) => return Ok(auth),
                 Err(CallError::Unreachable(m)) => last_problem = m,
+                Err(CallError::Untrusted(m)) => untrusted = Some(m),
                 Err(CallError::Refused(e)) => return Err(SdkError::from_server(&e)),
             }
         }
         tracing::warn!(problem = %last_problem, "no server answered; trying the cached grant");
-        self.cached(now, &last_problem)
+        match (self.cached(now, &last_problem), untrusted) {
+            (Err(e), Some(m)) if e.code == ErrorCode::ServerUnreachable => {
+                Err(SdkError::new(ErrorCode::ServerNotTrusted, m))
+            }
+            (result, _) => result,
+        }
     }
 
     /// Fetches the hello of `base` and checks the vendor vouches for its keys.
@@ -166,7 +168,7 @@ impl Client {
             encryption_key: hello.encryption_key.clone(),
         };
         if verify::certified(&self.vendor, &identity, &hello.certificates).is_empty() {
-            return Err(CallError::Unreachable(format!(
+            return Err(CallError::Untrusted(format!(
                 "{base}: the server shows no license activated for it by the vendor"
             )));
         }
@@ -374,7 +376,7 @@ impl Client {
         for base in &self.config.servers {
             let mut server = match self.trust(base) {
                 Ok(s) => s,
-                Err(CallError::Unreachable(m)) => {
+                Err(CallError::Unreachable(m) | CallError::Untrusted(m)) => {
                     last_problem = m;
                     continue;
                 }
@@ -405,7 +407,7 @@ impl Client {
                         self.save_usage(&book)?;
                     }
                     Err(CallError::Refused(e)) => return Err(SdkError::from_server(&e)),
-                    Err(CallError::Unreachable(m)) => {
+                    Err(CallError::Unreachable(m) | CallError::Untrusted(m)) => {
                         last_problem = m;
                         break;
                     }

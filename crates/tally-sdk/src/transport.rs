@@ -17,6 +17,9 @@ pub enum CallError {
     Unreachable(String),
     /// The server answered with a stable error.
     Refused(ErrorBody),
+    /// The server could not show a license activated for it by the vendor: try the next one,
+    /// but never believe it.
+    Untrusted(String),
 }
 
 pub struct Transport {

@@ -309,3 +309,57 @@ fn a_changed_server_identity_refuses_clients() {
         ErrorCode::IdentityMismatch
     );
 }
+
+#[test]
+fn a_clock_moved_back_refuses_the_cached_grant() {
+    let s = TestServer::start();
+    s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));
+    let c = config(&s, "rollback");
+    client(&s, c.clone()).authorize().unwrap();
+    let (_data, _vendor) = s.stop();
+    let clock = tally_core::ManualClock::new(T0 + 2 * DAY);
+    let offline = Client::with_clock(c, Arc::new(clock.clone())).unwrap();
+    assert!(offline.authorize().unwrap().cached);
+    clock.set(T0 + DAY);
+    assert_eq!(refusal(offline.authorize()), ErrorCode::ClockRollback);
+    clock.set(T0 + 2 * DAY + 60);
+    assert!(
+        offline.authorize().unwrap().cached,
+        "a sane clock works again"
+    );
+}
+
+#[test]
+fn a_server_the_vendor_did_not_activate_is_not_trusted() {
+    let s = TestServer::start();
+    s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));
+    // The client trusts another vendor: this server's licenses prove nothing to it.
+    let other_vendor = tally_crypto::SigningKey::generate().unwrap();
+    let mut c = config(&s, "rogue");
+    c.vendor_public_key = other_vendor.verifying_key().to_base64();
+    assert_eq!(
+        refusal(client(&s, c).authorize()),
+        ErrorCode::ServerNotTrusted
+    );
+}
+
+#[test]
+fn a_tampered_cached_grant_is_refused_offline() {
+    let s = TestServer::start();
+    s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));
+    let c = config(&s, "tamper");
+    client(&s, c.clone()).authorize().unwrap();
+    let _kept = s.stop();
+    let path = c.state_dir.join("grant.json");
+    let mut cache: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    // Extend the grant's validity by rewriting its payload, keeping the old signature.
+    let payload = tally_crypto::b64_decode(cache["grant"]["payload"].as_str().unwrap()).unwrap();
+    let mut grant: tally_proto::wire::Grant = serde_json::from_slice(&payload).unwrap();
+    grant.valid_until += 365 * DAY;
+    cache["grant"]["payload"] =
+        tally_crypto::b64_encode(&serde_json::to_vec(&grant).unwrap()).into();
+    std::fs::write(&path, serde_json::to_vec(&cache).unwrap()).unwrap();
+    let offline = Client::with_clock(c, Arc::new(tally_core::ManualClock::new(T0 + DAY))).unwrap();
+    assert_eq!(refusal(offline.authorize()), ErrorCode::GrantInvalid);
+}
