@@ -447,6 +447,20 @@ impl Client {
         }
     }
 
+    /// Starts a thread that sends reports now and then every `every` (see
+    /// [`crate::DEFAULT_REPORT_INTERVAL`]) until the returned handle is dropped.
+    pub fn spawn_reporter(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+    ) -> SdkResult<crate::Reporter> {
+        crate::Reporter::spawn(self.clone(), every).map_err(|e| {
+            SdkError::new(
+                ErrorCode::Internal,
+                format!("cannot start the reporter: {e}"),
+            )
+        })
+    }
+
     /// Device id, cached grant and unsent usage.
     pub fn status(&self) -> SdkResult<Status> {
         let book = self.load_usage()?;

@@ -363,3 +363,20 @@ fn a_tampered_cached_grant_is_refused_offline() {
     let offline = Client::with_clock(c, Arc::new(tally_core::ManualClock::new(T0 + DAY))).unwrap();
     assert_eq!(refusal(offline.authorize()), ErrorCode::GrantInvalid);
 }
+
+#[test]
+fn the_background_reporter_delivers_usage_and_a_last_flush_on_stop() {
+    let s = TestServer::start();
+    s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));
+    let device = Arc::new(client(&s, config(&s, "reporter")));
+    device.authorize().unwrap();
+    device.record_usage("scan", 1).unwrap();
+    let reporter = device
+        .spawn_reporter(std::time::Duration::from_secs(3600))
+        .unwrap();
+    device.record_usage("scan", 2).unwrap();
+    drop(reporter); // stopping sends what is left
+    assert_eq!(device.status().unwrap().pending_reports, 0);
+    let rows: Vec<UsageRow> = s.admin_ok("GET", "/stats/usage", None);
+    assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 3);
+}
