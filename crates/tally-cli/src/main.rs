@@ -69,8 +69,10 @@ fn init_tracing() {
             "warn,tally=info,tally_server=info,tally_store_sqlite=info",
         )
     });
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }
