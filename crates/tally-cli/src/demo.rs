@@ -78,6 +78,7 @@ pub async fn install(state: &AppState, vendor: &SigningKey) -> anyhow::Result<()
                 end: now + 365 * 86_400,
                 grace_percent: 10,
                 active_window: ActiveWindow::Days30,
+                metric: None,
             }],
         };
         let issued = tally_crypto::document::issue_license(&license, vendor)?;

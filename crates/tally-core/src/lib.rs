@@ -12,6 +12,7 @@ pub mod clock;
 pub mod matching;
 pub mod order;
 pub mod resolve;
+pub mod validation;
 pub mod validity;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -80,6 +80,7 @@ mod tests {
             end: 200,
             grace_percent: 10,
             active_window: ActiveWindow::Days30,
+            metric: None,
         }
     }
 

@@ -7,7 +7,13 @@ use tally_proto::license::LicenseItem;
 /// Sorts `items` into the default consumption order. The sort is stable and ends on the item id,
 /// so the order is the same on every node.
 pub fn default_order(items: &mut [LicenseItem]) {
+    default_order_with(items, |i| i);
+}
+
+/// Sorts any list whose elements carry an item (e.g. `(license id, item)` pairs).
+pub fn default_order_with<T>(items: &mut [T], item: impl Fn(&T) -> &LicenseItem) {
     items.sort_by(|a, b| {
+        let (a, b) = (item(a), item(b));
         a.end
             .cmp(&b.end)
             .then_with(|| b.versions.is_some().cmp(&a.versions.is_some()))
@@ -34,6 +40,7 @@ mod tests {
             end,
             grace_percent: 10,
             active_window: ActiveWindow::Days30,
+            metric: None,
         }
     }
 

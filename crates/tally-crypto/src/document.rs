@@ -232,6 +232,7 @@ mod tests {
                 end: 1_800_000_000,
                 grace_percent: 10,
                 active_window: ActiveWindow::Days30,
+                metric: None,
             }],
         }
     }

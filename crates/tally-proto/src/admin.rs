@@ -42,8 +42,48 @@ pub struct CreateHandshake {
     #[serde(default)]
     pub code: Option<String>,
     pub organization: String,
-    /// License item ids in consumption order.
+    /// License item ids to attach. They are consumed in the default order (closest expiry, most
+    /// specific, least restrictive) until the admin sets an order with [`UpdateHandshake`].
     pub items: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Where requests to a handshake code may come from. An empty list allows anything; patterns
+/// may use `*` (any run of characters) and `?` (one character); domains compare case-insensitively.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationRules {
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub app_ids: Vec<String>,
+    #[serde(default)]
+    pub process_names: Vec<String>,
+}
+
+impl ValidationRules {
+    pub fn is_empty(&self) -> bool {
+        self.domains.is_empty() && self.app_ids.is_empty() && self.process_names.is_empty()
+    }
+}
+
+/// Change a handshake code; absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateHandshake {
+    /// Item ids in the consumption order the admin chooses (replaces the item list).
+    #[serde(default)]
+    pub items: Option<Vec<String>>,
+    /// Go back to the default consumption order (closest expiry, most specific, least restrictive).
+    #[serde(default)]
+    pub default_order: bool,
+    /// A new session password; an empty string removes it.
+    #[serde(default)]
+    pub session_password: Option<String>,
+    #[serde(default)]
+    pub validation: Option<ValidationRules>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
     #[serde(default)]
     pub description: Option<String>,
 }
@@ -53,10 +93,15 @@ pub struct CreateHandshake {
 pub struct HandshakeView {
     pub code: String,
     pub organization: String,
+    /// Item ids in consumption order.
     pub items: Vec<String>,
     pub description: Option<String>,
     pub enabled: bool,
     pub is_default: bool,
+    /// True when the admin chose the order; false when the default order applies.
+    pub custom_order: bool,
+    pub has_session_password: bool,
+    pub validation: ValidationRules,
 }
 
 /// A registered device.

@@ -51,8 +51,9 @@ impl LicenseType {
     pub fn default_grace_percent(self) -> u8 {
         match self {
             LicenseType::PerUsage => 5,
-            LicenseType::PerDevice => 10,
-            _ => 0,
+            LicenseType::PerDevice | LicenseType::PerInstance => 10,
+            LicenseType::ConcurrentDevice | LicenseType::ConcurrentInstance => 10,
+            LicenseType::PerActiveDevice | LicenseType::PerDomain => 0,
         }
     }
 }
@@ -149,6 +150,20 @@ pub struct LicenseItem {
     pub grace_percent: u8,
     #[serde(default)]
     pub active_window: ActiveWindow,
+    /// For per-usage items: the usage feature counted against the quantity (e.g. `scan`). When
+    /// absent, every top-level feature (a name without `.`) counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+}
+
+impl LicenseItem {
+    /// Whether usage of `feature` counts against this item's quantity (per-usage items).
+    pub fn counts_feature(&self, feature: &str) -> bool {
+        match &self.metric {
+            Some(m) => m == feature,
+            None => !feature.contains('.'),
+        }
+    }
 }
 
 /// An inclusive range of major versions.

@@ -29,6 +29,13 @@ pub struct Settings {
     /// Admin bearer token; when absent one is generated into `<data_dir>/admin-token`.
     #[serde(default)]
     pub admin_token: Option<String>,
+    /// Organization whose default handshake code serves public trials (no organization and no
+    /// code given). No trials when absent.
+    #[serde(default)]
+    pub trial_organization: Option<String>,
+    /// Length of a public trial in days.
+    #[serde(default = "default_trial_days")]
+    pub trial_days: u32,
 }
 
 impl std::fmt::Debug for Settings {
@@ -56,6 +63,9 @@ fn default_data_dir() -> PathBuf {
 fn default_labels() -> Vec<HardwareLabel> {
     vec![HardwareLabel::MachineId, HardwareLabel::Mac]
 }
+fn default_trial_days() -> u32 {
+    7
+}
 fn default_buffer_days() -> u32 {
     tally_proto::DEFAULT_BUFFER_DAYS
 }
@@ -69,6 +79,8 @@ impl Default for Settings {
             hardware_labels: default_labels(),
             buffer_days: default_buffer_days(),
             admin_token: None,
+            trial_organization: None,
+            trial_days: default_trial_days(),
         }
     }
 }
@@ -78,6 +90,9 @@ impl Settings {
     pub fn validate(&self) -> Result<(), String> {
         if self.hardware_labels.is_empty() {
             return Err("hardware_labels: choose at least one hardware label".into());
+        }
+        if !(1..=365).contains(&self.trial_days) {
+            return Err("trial_days: between 1 and 365".into());
         }
         if self.buffer_days < tally_proto::MIN_BUFFER_DAYS {
             return Err(format!(

@@ -1,7 +1,10 @@
 //! Device registrations and the quota decision that creates them.
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use tally_core::admission::{Decision, ItemState, decide};
+use tally_core::admission::{Ask, Decision, ItemState, allowance_year_start, decide};
+use tally_proto::UnixSeconds;
+use tally_proto::license::LicenseItem;
+use tally_proto::slice::slice_of;
 use tally_store::{Admission, AdmitRequest, DeviceRow, StoreResult};
 
 use crate::backend;
@@ -15,53 +18,149 @@ pub fn admit(c: &mut Connection, req: &AdmitRequest) -> StoreResult<Admission> {
         .map_err(backend("begin admission"))?;
     let mut states = Vec::with_capacity(req.candidates.len());
     for item in &req.candidates {
-        let others: i64 = tx
-            .query_row(
-                "SELECT COUNT(*) FROM devices WHERE item_id = ?1 AND active_until > ?2 AND device_uuid <> ?3",
-                params![item.id, req.now, req.device_uuid],
-                |r| r.get(0),
-            )
-            .map_err(backend("count devices"))?;
-        let own: Option<i64> = tx
-            .query_row(
-                "SELECT active_until FROM devices WHERE item_id = ?1 AND device_uuid = ?2",
-                params![item.id, req.device_uuid],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend("read device"))?;
-        states.push(ItemState {
-            other_active_devices: u64::try_from(others).unwrap_or(0),
-            device_active: own.is_some_and(|until| until > req.now),
-        });
+        states.push(item_state(&tx, item, &req.device_uuid, &req.ask, req.now)?);
     }
-    let decision = decide(&req.candidates, &states, req.now);
+    let decision = decide(&req.candidates, &states, &req.ask, req.now);
     if let Decision::Admit {
         index,
         active_until,
+        units,
+        exception,
     } = decision
         && let Some(item) = req.candidates.get(index)
     {
+        let today = req.now.div_euclid(86_400);
         tx.execute(
-            "INSERT INTO devices (item_id, device_uuid, handshake_code, friendly_name, first_seen, last_seen, active_until)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
+            "INSERT INTO devices (item_id, device_uuid, handshake_code, friendly_name, first_seen,
+                                  last_seen, active_until, units, domain, active_day)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (item_id, device_uuid) DO UPDATE SET
                 handshake_code = excluded.handshake_code,
                 friendly_name = COALESCE(excluded.friendly_name, devices.friendly_name),
                 last_seen = excluded.last_seen,
-                active_until = excluded.active_until",
-            params![item.id, req.device_uuid, req.handshake_code, req.friendly_name, req.now, active_until],
+                active_until = excluded.active_until,
+                units = excluded.units,
+                domain = COALESCE(excluded.domain, devices.domain),
+                active_day = excluded.active_day",
+            params![
+                item.id,
+                req.device_uuid,
+                req.handshake_code,
+                req.friendly_name,
+                req.now,
+                active_until,
+                to_i64(units),
+                req.ask.domain,
+                today
+            ],
         )
         .map_err(backend("register device"))?;
+        if exception > 0 {
+            record_exception(&tx, &item.id, slice_of(req.now), exception)?;
+        }
     }
     tx.commit().map_err(backend("commit admission"))?;
     Ok(Admission { decision })
 }
 
+pub fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Keeps the largest overuse seen in a slice.
+pub fn record_exception(c: &Connection, item: &str, slice: i64, excess: u64) -> StoreResult<()> {
+    c.execute(
+        "INSERT INTO exceptions (item_id, slice, excess) VALUES (?1, ?2, ?3)
+         ON CONFLICT (item_id, slice) DO UPDATE SET excess = MAX(excess, excluded.excess)",
+        params![item, slice, to_i64(excess)],
+    )
+    .map_err(backend("record exception"))?;
+    Ok(())
+}
+
+fn count(c: &Connection, sql: &str, p: impl rusqlite::Params) -> StoreResult<i64> {
+    c.query_row(sql, p, |r| r.get::<_, Option<i64>>(0))
+        .optional()
+        .map(|v| v.flatten().unwrap_or(0))
+        .map_err(backend("count registrations"))
+}
+
+/// The live state of one item as the core rules need it.
+fn item_state(
+    c: &Connection,
+    item: &LicenseItem,
+    device: &str,
+    ask: &Ask,
+    now: UnixSeconds,
+) -> StoreResult<ItemState> {
+    let own: Option<(i64, Option<i64>)> = c
+        .query_row(
+            "SELECT active_until, active_day FROM devices WHERE item_id = ?1 AND device_uuid = ?2",
+            params![item.id, device],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(backend("read device"))?;
+    let today = now.div_euclid(86_400);
+    let others_active = count(
+        c,
+        "SELECT COUNT(*) FROM devices WHERE item_id = ?1 AND active_until > ?2 AND device_uuid <> ?3",
+        params![item.id, now, device],
+    )?;
+    let others_today = count(
+        c,
+        "SELECT COUNT(*) FROM devices WHERE item_id = ?1 AND active_day = ?2 AND active_until > ?3 AND device_uuid <> ?4",
+        params![item.id, today, now, device],
+    )?;
+    let other_units = count(
+        c,
+        "SELECT SUM(units) FROM devices WHERE item_id = ?1 AND active_until > ?2 AND device_uuid <> ?3",
+        params![item.id, now, device],
+    )?;
+    let exceptions = count(
+        c,
+        "SELECT SUM(excess) FROM exceptions WHERE item_id = ?1 AND slice >= ?2",
+        params![item.id, slice_of(allowance_year_start(item, now))],
+    )?;
+    let usage = count(
+        c,
+        "SELECT used FROM item_usage WHERE item_id = ?1",
+        params![item.id],
+    )?;
+    let domain = ask.domain.clone().unwrap_or_default();
+    let other_domains = count(
+        c,
+        "SELECT COUNT(DISTINCT domain) FROM devices
+         WHERE item_id = ?1 AND active_until > ?2 AND domain IS NOT NULL AND domain <> ?3",
+        params![item.id, now, domain],
+    )?;
+    let domain_known = count(
+        c,
+        "SELECT COUNT(*) FROM devices WHERE item_id = ?1 AND active_until > ?2 AND domain = ?3",
+        params![item.id, now, domain],
+    )? > 0;
+    Ok(ItemState {
+        other_active_devices: to_u64(others_active),
+        device_active: own.is_some_and(|(until, _)| until > now),
+        other_devices_today: to_u64(others_today),
+        device_seen_today: own.is_some_and(|(until, day)| until > now && day == Some(today)),
+        other_units: to_u64(other_units),
+        exceptions_this_year: to_u64(exceptions),
+        usage_used: to_u64(usage),
+        other_domains: to_u64(other_domains),
+        domain_known,
+    })
+}
+
 pub fn list(c: &Connection) -> StoreResult<Vec<DeviceRow>> {
     let mut stmt = c
         .prepare(
-            "SELECT device_uuid, item_id, handshake_code, friendly_name, first_seen, last_seen, active_until
+            "SELECT device_uuid, item_id, handshake_code, friendly_name, first_seen, last_seen,
+                    active_until, units, domain
              FROM devices ORDER BY last_seen DESC, device_uuid",
         )
         .map_err(backend("list devices"))?;
@@ -75,9 +174,45 @@ pub fn list(c: &Connection) -> StoreResult<Vec<DeviceRow>> {
                 first_seen: r.get(4)?,
                 last_seen: r.get(5)?,
                 active_until: r.get(6)?,
+                units: to_u64(r.get(7)?),
+                domain: r.get(8)?,
             })
         })
         .map_err(backend("list devices"))?;
     rows.collect::<Result<Vec<_>, _>>()
         .map_err(backend("read device"))
+}
+
+/// See [`tally_store::Store::trial`].
+pub fn trial(
+    c: &mut Connection,
+    device: &str,
+    now: UnixSeconds,
+    length: i64,
+) -> StoreResult<UnixSeconds> {
+    let tx = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend("begin trial"))?;
+    let existing: Option<i64> = tx
+        .query_row(
+            "SELECT ends_at FROM trials WHERE device_uuid = ?1",
+            [device],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend("read trial"))?;
+    let ends = match existing {
+        Some(e) => e,
+        None => {
+            let ends = now.saturating_add(length);
+            tx.execute(
+                "INSERT INTO trials (device_uuid, started_at, ends_at) VALUES (?1, ?2, ?3)",
+                params![device, now, ends],
+            )
+            .map_err(backend("start trial"))?;
+            ends
+        }
+    };
+    tx.commit().map_err(backend("commit trial"))?;
+    Ok(ends)
 }

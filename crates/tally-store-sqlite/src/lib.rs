@@ -77,6 +77,12 @@ impl Store for SqliteStore {
         self.read(move |c| handshakes::get(c, &code)).await
     }
 
+    async fn update_handshake(&self, code: &str, change: HandshakeChange) -> StoreResult<()> {
+        let code = code.to_owned();
+        self.write(move |c| handshakes::update(c, &code, &change))
+            .await
+    }
+
     async fn handshakes(&self) -> StoreResult<Vec<HandshakeRow>> {
         self.read(handshakes::list).await
     }
@@ -87,6 +93,17 @@ impl Store for SqliteStore {
 
     async fn devices(&self) -> StoreResult<Vec<DeviceRow>> {
         self.read(devices::list).await
+    }
+
+    async fn trial(
+        &self,
+        device_uuid: &str,
+        now: UnixSeconds,
+        length: i64,
+    ) -> StoreResult<UnixSeconds> {
+        let device = device_uuid.to_owned();
+        self.write(move |c| devices::trial(c, &device, now, length))
+            .await
     }
 
     async fn record_reports(&self, batch: ReportBatch) -> StoreResult<ReportOutcome> {

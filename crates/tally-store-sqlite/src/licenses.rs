@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tally_proto::UnixSeconds;
-use tally_proto::license::{License, LicenseItem};
+use tally_proto::license::{License, LicenseItem, LicenseType};
 use tally_store::{ImportOutcome, NewLicense, StoreError, StoreResult, StoredItem, StoredLicense};
 
 use crate::{backend, corrupt};
@@ -188,31 +188,55 @@ pub fn parse_item(spec: &str) -> StoreResult<LicenseItem> {
 
 pub fn items(c: &Connection, now: UnixSeconds) -> StoreResult<Vec<StoredItem>> {
     let mut stmt = c
-        .prepare(
-            "SELECT i.license_id, i.organization, i.spec,
-                    (SELECT COUNT(*) FROM devices d WHERE d.item_id = i.item_id AND d.active_until > ?1)
-             FROM items i ORDER BY i.organization, i.end_at, i.item_id",
-        )
+        .prepare("SELECT license_id, organization, spec FROM items ORDER BY organization, end_at, item_id")
         .map_err(backend("list items"))?;
     let rows = stmt
-        .query_map([now], |r| {
+        .query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
             ))
         })
         .map_err(backend("list items"))?;
     let mut out = Vec::new();
     for row in rows {
-        let (license_id, organization, spec, active) = row.map_err(backend("read item"))?;
+        let (license_id, organization, spec) = row.map_err(backend("read item"))?;
+        let item = parse_item(&spec)?;
+        let used = used(c, &item, now)?;
         out.push(StoredItem {
             license_id,
             organization,
-            item: parse_item(&spec)?,
-            active_devices: u64::try_from(active).unwrap_or(0),
+            item,
+            used,
         });
     }
     Ok(out)
+}
+
+/// What the item's quota counts at `now` (see [`StoredItem::used`]).
+pub fn used(c: &Connection, item: &LicenseItem, now: UnixSeconds) -> StoreResult<u64> {
+    let sql = match item.license_type {
+        LicenseType::PerDevice => {
+            "SELECT COUNT(*) FROM devices WHERE item_id = ?1 AND active_until > ?2"
+        }
+        LicenseType::PerActiveDevice => {
+            "SELECT COUNT(*) FROM devices WHERE item_id = ?1 AND active_until > ?2 AND active_day = ?2 / 86400"
+        }
+        LicenseType::ConcurrentDevice
+        | LicenseType::ConcurrentInstance
+        | LicenseType::PerInstance => {
+            "SELECT SUM(units) FROM devices WHERE item_id = ?1 AND active_until > ?2"
+        }
+        LicenseType::PerUsage => "SELECT used FROM item_usage WHERE item_id = ?1 AND ?2 = ?2",
+        LicenseType::PerDomain => {
+            "SELECT COUNT(DISTINCT domain) FROM devices WHERE item_id = ?1 AND active_until > ?2 AND domain IS NOT NULL"
+        }
+    };
+    let n: Option<i64> = c
+        .query_row(sql, params![item.id, now], |r| r.get(0))
+        .optional()
+        .map_err(backend("count usage"))?
+        .flatten();
+    Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
 }

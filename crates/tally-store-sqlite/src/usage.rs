@@ -1,9 +1,15 @@
 //! Usage reports, counted exactly once, and their daily statistics.
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+use tally_core::admission::{device_active_until, seat_until};
+use tally_proto::UnixSeconds;
+use tally_proto::license::{LicenseItem, LicenseType};
+use tally_proto::slice::slice_of;
 use tally_store::{DailyUsage, ReportBatch, ReportOutcome, StoreResult, UsageFilter};
 
 use crate::backend;
+use crate::devices::{record_exception, to_i64};
+use crate::licenses::parse_item;
 
 /// Slices per hour (3-minute slices).
 const SLICES_PER_HOUR: i64 = 20;
@@ -15,6 +21,7 @@ pub fn record(c: &mut Connection, batch: &ReportBatch) -> StoreResult<ReportOutc
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(backend("begin report"))?;
     let mut outcome = ReportOutcome::default();
+    let mut new_counts: Vec<&std::collections::BTreeMap<String, u64>> = Vec::new();
     {
         let mut insert = tx
             .prepare_cached(
@@ -50,15 +57,103 @@ pub fn record(c: &mut Connection, batch: &ReportBatch) -> StoreResult<ReportOutc
                     .map_err(backend("add usage"))?;
             }
             outcome.accepted.push(report.report_id.clone());
+            new_counts.push(&report.counts);
         }
     }
-    tx.execute(
-        "UPDATE devices SET last_seen = MAX(last_seen, ?1) WHERE device_uuid = ?2",
-        params![batch.received_at, batch.device_uuid],
-    )
-    .map_err(backend("refresh device"))?;
+    renew_and_charge(&tx, batch, &new_counts)?;
     tx.commit().map_err(backend("commit report"))?;
     Ok(outcome)
+}
+
+/// A report is a contact: registrations and seats the device still holds on the code are
+/// renewed, concurrent overuse is recorded for the slice, and new usage is charged to the
+/// per-usage item the device was most recently admitted to on the code.
+fn renew_and_charge(
+    tx: &Transaction<'_>,
+    batch: &ReportBatch,
+    new_counts: &[&std::collections::BTreeMap<String, u64>],
+) -> StoreResult<()> {
+    let now = batch.received_at;
+    let rows: Vec<(LicenseItem, UnixSeconds, UnixSeconds)> = {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT i.spec, d.active_until, d.last_seen FROM devices d JOIN items i ON i.item_id = d.item_id
+                 WHERE d.device_uuid = ?1 AND d.handshake_code = ?2",
+            )
+            .map_err(backend("read registrations"))?;
+        let raw = stmt
+            .query_map(params![batch.device_uuid, batch.handshake_code], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(backend("read registrations"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend("read registration"))?;
+        raw.into_iter()
+            .map(|(spec, until, seen)| parse_item(&spec).map(|i| (i, until, seen)))
+            .collect::<StoreResult<_>>()?
+    };
+    let charged = rows
+        .iter()
+        .filter(|(item, _, _)| item.license_type == LicenseType::PerUsage)
+        .max_by_key(|(_, _, seen)| *seen)
+        .map(|(item, _, _)| item);
+    if let Some(item) = charged {
+        let total: u64 = new_counts
+            .iter()
+            .flat_map(|counts| counts.iter())
+            .filter(|(feature, _)| item.counts_feature(feature))
+            .fold(0u64, |sum, (_, n)| sum.saturating_add(*n));
+        if total > 0 {
+            tx.execute(
+                "INSERT INTO item_usage (item_id, used) VALUES (?1, ?2)
+                 ON CONFLICT (item_id) DO UPDATE SET used = used + excluded.used",
+                params![item.id, to_i64(total)],
+            )
+            .map_err(backend("charge usage"))?;
+        }
+    }
+    for (item, until, _) in &rows {
+        let renewed = if *until <= now {
+            *until
+        } else {
+            match item.license_type {
+                LicenseType::ConcurrentDevice | LicenseType::ConcurrentInstance => {
+                    seat_until(item, now)
+                }
+                LicenseType::PerActiveDevice => *until,
+                _ => device_active_until(item, now),
+            }
+            .max(*until)
+        };
+        tx.execute(
+            "UPDATE devices SET active_until = ?3, last_seen = MAX(last_seen, ?4)
+             WHERE item_id = ?1 AND device_uuid = ?2",
+            params![item.id, batch.device_uuid, renewed, now],
+        )
+        .map_err(backend("renew registration"))?;
+        let concurrent = matches!(
+            item.license_type,
+            LicenseType::ConcurrentDevice | LicenseType::ConcurrentInstance
+        );
+        if concurrent && *until > now {
+            let held: Option<i64> = tx
+                .query_row(
+                    "SELECT SUM(units) FROM devices WHERE item_id = ?1 AND active_until > ?2",
+                    params![item.id, now],
+                    |r| r.get(0),
+                )
+                .map_err(backend("count seats"))?;
+            let held = u64::try_from(held.unwrap_or(0)).unwrap_or(0);
+            if held > item.quantity {
+                record_exception(tx, &item.id, slice_of(now), held - item.quantity)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn by_day(c: &Connection, f: &UsageFilter) -> StoreResult<Vec<DailyUsage>> {

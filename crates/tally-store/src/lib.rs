@@ -50,6 +50,9 @@ pub trait Store: Send + Sync + 'static {
     async fn create_handshake(&self, handshake: NewHandshake) -> StoreResult<()>;
     /// A handshake code with its items in consumption order.
     async fn handshake(&self, code: &str) -> StoreResult<Option<HandshakeRow>>;
+    /// Changes a handshake code. `NotFound` if it or a listed item is missing, `Conflict` if an
+    /// item belongs to another organization.
+    async fn update_handshake(&self, code: &str, change: HandshakeChange) -> StoreResult<()>;
     async fn handshakes(&self) -> StoreResult<Vec<HandshakeRow>>;
 
     /// Registers a device on the first candidate that can take it, per
@@ -57,7 +60,18 @@ pub trait Store: Send + Sync + 'static {
     async fn admit_device(&self, request: AdmitRequest) -> StoreResult<Admission>;
     async fn devices(&self) -> StoreResult<Vec<DeviceRow>>;
 
+    /// Starts or continues the public trial of a device: the first call records a trial of
+    /// `length` seconds; later calls return its end. Once ended, a trial never starts again.
+    async fn trial(
+        &self,
+        device_uuid: &str,
+        now: tally_proto::UnixSeconds,
+        length: i64,
+    ) -> StoreResult<tally_proto::UnixSeconds>;
+
     /// Records usage reports; a report id already recorded is skipped (exactly-once counting).
+    /// A report is also a contact: it renews the device's seats and registrations on the code,
+    /// and its counts are charged to the per-usage item the device holds there.
     async fn record_reports(&self, batch: ReportBatch) -> StoreResult<ReportOutcome>;
     /// Usage per UTC day, handshake code and feature.
     async fn usage_by_day(&self, filter: UsageFilter) -> StoreResult<Vec<DailyUsage>>;

@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use tally_core::admission::Decision;
+use tally_core::admission::{Ask, Decision};
 use tally_proto::UnixSeconds;
+use tally_proto::admin::ValidationRules;
 use tally_proto::license::{License, LicenseItem};
 
 /// An activated license to import.
@@ -37,8 +38,10 @@ pub struct StoredItem {
     pub license_id: String,
     pub organization: String,
     pub item: LicenseItem,
-    /// Devices whose registration on this item is active at the time asked.
-    pub active_devices: u64,
+    /// What the item's quota counts, at the time asked: active devices (per device), devices
+    /// today (per active device), seats or instances held (concurrent, per instance), usage
+    /// (per usage) or domains (per domain).
+    pub used: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +55,7 @@ pub struct OrganizationRow {
 pub struct NewHandshake {
     pub code: String,
     pub organization: String,
-    /// Item ids in consumption order.
+    /// Item ids to attach (consumed in the default order until the admin reorders them).
     pub items: Vec<String>,
     pub description: Option<String>,
     pub created_at: UnixSeconds,
@@ -62,11 +65,30 @@ pub struct NewHandshake {
 pub struct HandshakeRow {
     pub code: String,
     pub organization: String,
-    /// Items (with the license id) in consumption order.
+    /// Items (with the license id) in consumption order: the admin's order when
+    /// `custom_order`, else the default order of `tally_core::order`.
     pub items: Vec<(String, LicenseItem)>,
     pub description: Option<String>,
     pub enabled: bool,
     pub is_default: bool,
+    pub custom_order: bool,
+    /// Argon2 PHC string of the session password, if one is set.
+    pub session_password_hash: Option<String>,
+    pub validation: ValidationRules,
+}
+
+/// Changes to a handshake code; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HandshakeChange {
+    /// New item list in the admin's consumption order.
+    pub items: Option<Vec<String>>,
+    /// Return to the default consumption order.
+    pub default_order: bool,
+    /// `Some(None)` removes the session password.
+    pub session_password_hash: Option<Option<String>>,
+    pub validation: Option<ValidationRules>,
+    pub enabled: Option<bool>,
+    pub description: Option<String>,
 }
 
 /// A device asking for a place on one of `candidates` (already matching and in date, in
@@ -77,6 +99,8 @@ pub struct AdmitRequest {
     pub handshake_code: String,
     pub friendly_name: Option<String>,
     pub candidates: Vec<LicenseItem>,
+    /// Instances and domain the request declares.
+    pub ask: Ask,
     pub now: UnixSeconds,
 }
 
@@ -95,6 +119,9 @@ pub struct DeviceRow {
     pub first_seen: UnixSeconds,
     pub last_seen: UnixSeconds,
     pub active_until: UnixSeconds,
+    /// Seats or instances held.
+    pub units: u64,
+    pub domain: Option<String>,
 }
 
 /// One report as received.

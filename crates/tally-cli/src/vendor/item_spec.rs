@@ -11,6 +11,7 @@ use super::dates;
 /// The keys an item accepts, in either syntax.
 const KEYS: &[&str] = &[
     "id", "product", "type", "quantity", "start", "end", "modules", "versions", "grace", "window",
+    "metric",
 ];
 
 /// One item's raw fields, before validation.
@@ -69,6 +70,7 @@ struct TomlItem {
     versions: Option<String>,
     grace: Option<u8>,
     window: Option<String>,
+    metric: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +108,7 @@ pub fn parse_toml(text: &str) -> Result<Vec<RawItem>, String> {
             put("versions", t.versions);
             put("grace", t.grace.map(|g| g.to_string()));
             put("window", t.window);
+            put("metric", t.metric);
             RawItem {
                 fields,
                 modules: t.modules,
@@ -187,6 +190,7 @@ pub fn build(raw: &RawItem, default_id: String) -> Result<LicenseItem, String> {
         end,
         grace_percent,
         active_window,
+        metric: raw.fields.get("metric").cloned(),
     })
 }
 

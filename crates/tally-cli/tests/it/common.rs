@@ -231,5 +231,6 @@ pub fn per_device(id: &str, product: &str, quantity: u64, grace: u8) -> LicenseI
         end: T0 + 365 * DAY,
         grace_percent: grace,
         active_window: ActiveWindow::Days30,
+        metric: None,
     }
 }

@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 use tally_proto::ErrorCode;
 use tally_proto::admin::{
     CreateHandshake, DeviceView, HandshakeView, ImportedLicense, ItemView, ServerStatus,
-    UsageQuery, UsageRow,
+    UpdateHandshake, UsageQuery, UsageRow,
 };
 use tally_proto::license::ActivationRequest;
 
@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/licenses", get(licenses).post(import_license))
         .route("/items", get(items))
         .route("/handshakes", get(handshakes).post(create_handshake))
+        .route("/handshakes/{code}", get(handshake).patch(update_handshake))
         .route("/devices", get(devices))
         .route("/stats/usage", get(usage))
         .layer(middleware::from_fn_with_state(state, require_token))
@@ -118,6 +119,27 @@ async fn create_handshake(
     let bytes = body::bytes(raw)?;
     let req: CreateHandshake = body::json(&bytes, ErrorCode::InvalidInput)?;
     Ok(Json(service::handshakes::create(&state, req).await?))
+}
+
+async fn handshake(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+) -> ApiResult<Json<HandshakeView>> {
+    let all = service::handshakes::list(&state).await?;
+    all.into_iter()
+        .find(|h| h.code == code)
+        .map(Json)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("handshake code {code}")))
+}
+
+async fn update_handshake(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    raw: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<HandshakeView>> {
+    let bytes = body::bytes(raw)?;
+    let req: UpdateHandshake = body::json(&bytes, ErrorCode::InvalidInput)?;
+    Ok(Json(service::handshakes::update(&state, &code, req).await?))
 }
 
 async fn devices(State(state): State<AppState>) -> ApiResult<Json<Vec<DeviceView>>> {

@@ -1,16 +1,24 @@
-//! Authorization: resolve the handshake code, pick the items that serve the request, let the store
+//! Authorization: resolve the handshake code (or the public trial), check its session password and
+//! validation fields, keep the items that serve the request in consumption order, let the store
 //! take a quota place atomically, and sign a grant.
 
-use tally_core::admission::{Decision, Refusal};
+use tally_core::admission::{Ask, Decision, Refusal};
 use tally_core::matching::{self, Mismatch};
 use tally_core::resolve::{Target, resolve};
-use tally_proto::ErrorCode;
+use tally_proto::license::LicenseType;
 use tally_proto::wire::{AuthorizeRequest, AuthorizeResponse, Grant, GrantedItem};
+use tally_proto::{ErrorCode, UnixSeconds};
 use tally_store::{AdmitRequest, HandshakeRow};
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::service::validate;
+use crate::service::{password, validate};
+
+/// The handshake code a request resolved to, and the end of its public trial if it is one.
+struct Resolved {
+    handshake: HandshakeRow,
+    trial_ends: Option<UnixSeconds>,
+}
 
 pub async fn authorize(state: &AppState, req: AuthorizeRequest) -> ApiResult<AuthorizeResponse> {
     if let Some(problem) = &state.identity.mismatch {
@@ -18,37 +26,21 @@ pub async fn authorize(state: &AppState, req: AuthorizeRequest) -> ApiResult<Aut
     }
     check_fields(&req)?;
     let now = state.now();
-    let handshake = find_handshake(state, &req).await?;
-    if !handshake.enabled {
-        return Err(ApiError::plain(ErrorCode::HandshakeDisabled));
-    }
+    let Resolved {
+        handshake,
+        trial_ends,
+    } = resolve_handshake(state, &req, now).await?;
+    check_access(&handshake, &req)?;
 
-    let mut best_mismatch = None;
-    let mut candidates = Vec::new();
-    let mut licenses_of = Vec::new();
-    for (license_id, item) in &handshake.items {
-        match matching::check(item, &req.product, req.version, &req.modules, now) {
-            Ok(()) => {
-                candidates.push(item.clone());
-                licenses_of.push(license_id.clone());
-            }
-            Err(m) => best_mismatch = best_mismatch.max(Some(m)),
-        }
-    }
-    if candidates.is_empty() {
-        return Err(match best_mismatch {
-            Some(Mismatch::Expired) => ApiError::plain(ErrorCode::LicenseExpired),
-            Some(Mismatch::NotYetValid) => ApiError::plain(ErrorCode::LicenseNotYetValid),
-            _ => ApiError::new(
-                ErrorCode::NoMatchingLicense,
-                format!(
-                    "no license item on this handshake code serves product `{}` with the modules asked",
-                    req.product
-                ),
-            ),
-        });
-    }
-
+    let (candidates, licenses_of) = matching_items(&handshake, &req, now)?;
+    let ask = Ask {
+        instances: u64::from(req.instances.unwrap_or(1).max(1)),
+        domain: req
+            .validation
+            .domain
+            .as_ref()
+            .map(|d| d.trim().to_ascii_lowercase()),
+    };
     let admission = state
         .store
         .admit_device(AdmitRequest {
@@ -56,23 +48,17 @@ pub async fn authorize(state: &AppState, req: AuthorizeRequest) -> ApiResult<Aut
             handshake_code: handshake.code.clone(),
             friendly_name: req.friendly_name.clone(),
             candidates: candidates.clone(),
+            ask,
             now,
         })
         .await?;
-    let index = match admission.decision {
-        Decision::Admit { index, .. } => index,
-        Decision::Refuse(Refusal::DeviceQuota) => {
-            return Err(ApiError::plain(ErrorCode::DeviceQuotaExceeded));
-        }
-        Decision::Refuse(Refusal::UnsupportedType(t)) => {
-            return Err(ApiError::new(
-                ErrorCode::NoMatchingLicense,
-                format!(
-                    "license type `{}` is not enforced by this server version",
-                    t.as_str()
-                ),
-            ));
-        }
+    let (index, active_until) = match admission.decision {
+        Decision::Admit {
+            index,
+            active_until,
+            ..
+        } => (index, active_until),
+        Decision::Refuse(r) => return Err(refusal(r)),
     };
     let (item, license_id) = match (candidates.get(index), licenses_of.get(index)) {
         (Some(i), Some(l)) => (i, l),
@@ -80,6 +66,14 @@ pub async fn authorize(state: &AppState, req: AuthorizeRequest) -> ApiResult<Aut
     };
 
     let buffer_days = req.buffer_days.unwrap_or(state.settings.buffer_days);
+    let mut valid_until = tally_core::validity::grant_valid_until(now, buffer_days, item.end);
+    if let Some(end) = trial_ends {
+        valid_until = valid_until.min(end);
+    }
+    let concurrent = matches!(
+        item.license_type,
+        LicenseType::ConcurrentDevice | LicenseType::ConcurrentInstance
+    );
     let grant = Grant {
         grant_id: tally_crypto::random_id().map_err(|_| ApiError::plain(ErrorCode::Internal))?,
         server_uuid: state.identity.uuid.clone(),
@@ -95,8 +89,8 @@ pub async fn authorize(state: &AppState, req: AuthorizeRequest) -> ApiResult<Aut
             end: item.end,
         }],
         issued_at: now,
-        valid_until: tally_core::validity::grant_valid_until(now, buffer_days, item.end),
-        seat_until: None,
+        valid_until,
+        seat_until: concurrent.then_some(active_until),
     };
     let signed = tally_crypto::grant::sign_grant(&grant, &state.identity.signing)
         .map_err(|_| ApiError::plain(ErrorCode::Internal))?;
@@ -116,6 +110,19 @@ pub async fn authorize(state: &AppState, req: AuthorizeRequest) -> ApiResult<Aut
     })
 }
 
+fn refusal(r: Refusal) -> ApiError {
+    match r {
+        Refusal::DeviceQuota => ApiError::plain(ErrorCode::DeviceQuotaExceeded),
+        Refusal::UsageQuota => ApiError::plain(ErrorCode::UsageQuotaExceeded),
+        Refusal::Seats => ApiError::plain(ErrorCode::SeatsExhausted),
+        Refusal::DomainQuota => ApiError::plain(ErrorCode::DomainQuotaExceeded),
+        Refusal::DomainMissing => ApiError::new(
+            ErrorCode::ValidationFieldMismatch,
+            "this license counts domains: the request must name its domain",
+        ),
+    }
+}
+
 fn check_fields(req: &AuthorizeRequest) -> ApiResult<()> {
     validate::identifier("device_uuid", &req.device_uuid, ErrorCode::BadRequest)?;
     if req.product.trim().is_empty() {
@@ -133,6 +140,16 @@ fn check_fields(req: &AuthorizeRequest) -> ApiResult<()> {
     if req.modules.len() > 64 {
         return Err(ApiError::new(ErrorCode::BadRequest, "modules: at most 64"));
     }
+    for (field, value) in [
+        ("validation.domain", &req.validation.domain),
+        ("validation.app_id", &req.validation.app_id),
+        ("validation.process", &req.validation.process),
+        ("session_password", &req.session_password),
+    ] {
+        if let Some(v) = value {
+            validate::text(field, v, 255, ErrorCode::BadRequest)?;
+        }
+    }
     if let Some(days) = req.buffer_days
         && !(tally_proto::MIN_BUFFER_DAYS..=3650).contains(&days)
     {
@@ -141,16 +158,105 @@ fn check_fields(req: &AuthorizeRequest) -> ApiResult<()> {
             "buffer_days: between 7 and 3650",
         ));
     }
+    if let Some(n) = req.instances
+        && !(1..=10_000).contains(&n)
+    {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "instances: between 1 and 10000",
+        ));
+    }
     Ok(())
 }
 
-/// Applies the organization/handshake resolution table.
-async fn find_handshake(state: &AppState, req: &AuthorizeRequest) -> ApiResult<HandshakeRow> {
-    let code = match resolve(&req.organization, &req.handshake_code) {
-        Target::Trial => return Err(ApiError::plain(ErrorCode::TrialUnavailable)),
+/// A disabled code, a wrong session password or a request from a place the code does not allow
+/// is refused before any quota is touched.
+fn check_access(handshake: &HandshakeRow, req: &AuthorizeRequest) -> ApiResult<()> {
+    if !handshake.enabled {
+        return Err(ApiError::plain(ErrorCode::HandshakeDisabled));
+    }
+    if let Some(hash) = &handshake.session_password_hash {
+        let given = req.session_password.as_deref().unwrap_or("");
+        if !password::verify(given, hash) {
+            return Err(ApiError::plain(ErrorCode::WrongSessionPassword));
+        }
+    }
+    tally_core::validation::check(&handshake.validation, &req.validation).map_err(|field| {
+        ApiError::new(
+            ErrorCode::ValidationFieldMismatch,
+            format!("the {field} is not allowed for this handshake code"),
+        )
+    })
+}
+
+/// The items of the code that serve the request, in consumption order, with their license ids.
+fn matching_items(
+    handshake: &HandshakeRow,
+    req: &AuthorizeRequest,
+    now: UnixSeconds,
+) -> ApiResult<(Vec<tally_proto::license::LicenseItem>, Vec<String>)> {
+    let mut best_mismatch = None;
+    let mut candidates = Vec::new();
+    let mut licenses_of = Vec::new();
+    for (license_id, item) in &handshake.items {
+        match matching::check(item, &req.product, req.version, &req.modules, now) {
+            Ok(()) => {
+                candidates.push(item.clone());
+                licenses_of.push(license_id.clone());
+            }
+            Err(m) => best_mismatch = best_mismatch.max(Some(m)),
+        }
+    }
+    if candidates.is_empty() {
+        return Err(match best_mismatch {
+            Some(Mismatch::Expired) => ApiError::plain(ErrorCode::LicenseExpired),
+            Some(Mismatch::NotYetValid) => ApiError::plain(ErrorCode::LicenseNotYetValid),
+            _ => ApiError::new(
+                ErrorCode::NoMatchingLicense,
+                format!(
+                    "no license item on this handshake code serves product `{}` with the version and modules asked",
+                    req.product
+                ),
+            ),
+        });
+    }
+    Ok((candidates, licenses_of))
+}
+
+/// Applies the organization/handshake resolution table, including the public trial.
+async fn resolve_handshake(
+    state: &AppState,
+    req: &AuthorizeRequest,
+    now: UnixSeconds,
+) -> ApiResult<Resolved> {
+    let (code, trial_ends) = match resolve(&req.organization, &req.handshake_code) {
+        Target::Trial => {
+            let Some(org) = &state.settings.trial_organization else {
+                return Err(ApiError::new(
+                    ErrorCode::TrialUnavailable,
+                    "this server offers no public trial",
+                ));
+            };
+            let length = i64::from(state.settings.trial_days) * 86_400;
+            let ends = state.store.trial(&req.device_uuid, now, length).await?;
+            if now >= ends {
+                return Err(ApiError::new(
+                    ErrorCode::TrialUnavailable,
+                    "this device has already used its trial",
+                ));
+            }
+            let default = state.store.organization(org).await?.ok_or_else(|| {
+                tracing::error!(organization = %org, "the trial organization does not exist");
+                ApiError::new(
+                    ErrorCode::TrialUnavailable,
+                    "the trial is not set up on this server",
+                )
+            })?;
+            (default.default_code, Some(ends))
+        }
         Target::DefaultOf { organization } => {
             match state.store.organization(&organization).await? {
-                Some(org) => org.default_code,
+                Some(org) => (org.default_code, None),
                 None => return Err(ApiError::plain(ErrorCode::UnknownOrganization)),
             }
         }
@@ -165,12 +271,19 @@ async fn find_handshake(state: &AppState, req: &AuthorizeRequest) -> ApiResult<H
             {
                 return Err(ApiError::plain(ErrorCode::HandshakeOrganizationMismatch));
             }
-            return Ok(handshake);
+            return Ok(Resolved {
+                handshake,
+                trial_ends: None,
+            });
         }
     };
-    state
+    let handshake = state
         .store
         .handshake(&code)
         .await?
-        .ok_or_else(|| ApiError::plain(ErrorCode::UnknownOrganization))
+        .ok_or_else(|| ApiError::plain(ErrorCode::UnknownOrganization))?;
+    Ok(Resolved {
+        handshake,
+        trial_ends,
+    })
 }

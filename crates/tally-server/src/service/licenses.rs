@@ -76,7 +76,7 @@ pub async fn items(state: &AppState) -> ApiResult<Vec<ItemView>> {
             modules: r.item.modules,
             license_type: r.item.license_type,
             quantity: r.item.quantity,
-            used: r.active_devices,
+            used: r.used,
             start: r.item.start,
             end: r.item.end,
             grace_percent: r.item.grace_percent,

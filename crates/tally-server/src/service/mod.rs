@@ -3,6 +3,7 @@
 pub mod authorize;
 pub mod handshakes;
 pub mod licenses;
+pub mod password;
 pub mod report;
 pub mod stats;
 pub mod validate;

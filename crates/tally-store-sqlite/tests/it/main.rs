@@ -25,6 +25,7 @@ fn item(id: &str, quantity: u64) -> LicenseItem {
         end: NOW + 1_000_000,
         grace_percent: 0,
         active_window: ActiveWindow::Hours24,
+        metric: None,
     }
 }
 
@@ -57,6 +58,7 @@ fn admit(device: &str, candidates: Vec<LicenseItem>, now: i64) -> AdmitRequest {
         handshake_code: "acme-default".into(),
         friendly_name: None,
         candidates,
+        ask: tally_core::admission::Ask::default(),
         now,
     }
 }
@@ -142,9 +144,54 @@ async fn handshake_creation_checks_its_references() {
         store.create_handshake(h("x", "acme", &["a"])).await,
         Err(StoreError::Conflict(_))
     ));
+    let ids = |row: HandshakeRow| {
+        row.items
+            .iter()
+            .map(|(_, i)| i.id.clone())
+            .collect::<Vec<_>>()
+    };
     let row = store.handshake("x").await.unwrap().unwrap();
-    let ids: Vec<&str> = row.items.iter().map(|(_, i)| i.id.as_str()).collect();
-    assert_eq!(ids, ["b", "a"], "consumption order is kept");
+    assert_eq!(
+        ids(row),
+        ["a", "b"],
+        "the default order applies until the admin reorders"
+    );
+    let reorder = HandshakeChange {
+        items: Some(vec!["b".into(), "a".into()]),
+        ..Default::default()
+    };
+    store.update_handshake("x", reorder).await.unwrap();
+    let row = store.handshake("x").await.unwrap().unwrap();
+    assert!(row.custom_order);
+    assert_eq!(ids(row), ["b", "a"], "the admin's order is kept");
+    let foreign = HandshakeChange {
+        items: Some(vec!["c".into()]),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.update_handshake("x", foreign).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .update_handshake("nope", HandshakeChange::default())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    store
+        .update_handshake(
+            "x",
+            HandshakeChange {
+                default_order: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(store.handshake("x").await.unwrap().unwrap()),
+        ["a", "b"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,10 +225,7 @@ async fn per_device_places_fill_lapse_and_stay_with_known_devices() {
         .await
         .unwrap();
     assert!(matches!(later.decision, Decision::Admit { .. }));
-    assert_eq!(
-        store.items(NOW + 86_400).await.unwrap()[0].active_devices,
-        2
-    );
+    assert_eq!(store.items(NOW + 86_400).await.unwrap()[0].used, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
