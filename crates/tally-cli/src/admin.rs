@@ -9,7 +9,8 @@ use clap::{Args, Subcommand};
 use serde::de::DeserializeOwned;
 use tally_proto::ErrorBody;
 use tally_proto::admin::{
-    CreateHandshake, DeviceView, HandshakeView, ImportedLicense, ItemView, ServerStatus, UsageRow,
+    CreateHandshake, DeviceView, HandshakeView, ImportedLicense, ItemView, ServerStatus,
+    UpdateHandshake, UsageRow, ValidationRules,
 };
 
 #[derive(Args, Debug)]
@@ -52,6 +53,40 @@ pub enum AdminCommand {
         /// The code (generated when absent).
         #[arg(long)]
         code: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Change a handshake code: consumption order, session password, validation fields, enabled.
+    UpdateHandshake {
+        code: String,
+        /// Item id; repeat in the consumption order you choose.
+        #[arg(long = "item")]
+        items: Vec<String>,
+        /// Return to the default consumption order.
+        #[arg(long, conflicts_with = "items")]
+        default_order: bool,
+        /// Require this session password from clients.
+        #[arg(long, conflicts_with = "no_session_password")]
+        session_password: Option<String>,
+        /// Stop requiring a session password.
+        #[arg(long)]
+        no_session_password: bool,
+        /// Allowed domain pattern (`*` and `?` wildcards); repeat for several.
+        #[arg(long = "domain")]
+        domains: Vec<String>,
+        /// Allowed app id pattern; repeat for several.
+        #[arg(long = "app-id")]
+        app_ids: Vec<String>,
+        /// Allowed process name pattern; repeat for several.
+        #[arg(long = "process")]
+        processes: Vec<String>,
+        /// Remove every validation field.
+        #[arg(long, conflicts_with_all = ["domains", "app_ids", "processes"])]
+        no_validation: bool,
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
         #[arg(long)]
         description: Option<String>,
     },
@@ -105,6 +140,17 @@ impl Api {
             .get(&self.url(path))
             .header("Authorization", &format!("Bearer {}", self.token))
             .call()
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        self.finish(resp)
+    }
+
+    fn patch<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> anyhow::Result<T> {
+        let resp = self
+            .agent
+            .patch(&self.url(path))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", "application/json")
+            .send(&body[..])
             .with_context(|| format!("cannot reach {}", self.base))?;
         self.finish(resp)
     }
@@ -238,6 +284,68 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
             let h: HandshakeView = api.post("/handshakes", "application/json", body)?;
             print_or(json, &h, || {
                 format!("created handshake code `{}`\n", h.code)
+            })
+        }
+        AdminCommand::UpdateHandshake {
+            code,
+            items,
+            default_order,
+            session_password,
+            no_session_password,
+            domains,
+            app_ids,
+            processes,
+            no_validation,
+            enable,
+            disable,
+            description,
+        } => {
+            let validation = if no_validation {
+                Some(ValidationRules::default())
+            } else if domains.is_empty() && app_ids.is_empty() && processes.is_empty() {
+                None
+            } else {
+                Some(ValidationRules {
+                    domains,
+                    app_ids,
+                    process_names: processes,
+                })
+            };
+            let change = UpdateHandshake {
+                items: (!items.is_empty()).then_some(items),
+                default_order,
+                session_password: if no_session_password {
+                    Some(String::new())
+                } else {
+                    session_password
+                },
+                validation,
+                enabled: if enable {
+                    Some(true)
+                } else if disable {
+                    Some(false)
+                } else {
+                    None
+                },
+                description,
+            };
+            let h: HandshakeView = api.patch(
+                &format!("/handshakes/{}", encode_query(&code)),
+                serde_json::to_vec(&change)?,
+            )?;
+            print_or(json, &h, || {
+                format!(
+                    "handshake code `{}`: items {} ({} order), {}, session password {}\n",
+                    h.code,
+                    h.items.join(", "),
+                    if h.custom_order { "custom" } else { "default" },
+                    if h.enabled { "enabled" } else { "DISABLED" },
+                    if h.has_session_password {
+                        "required"
+                    } else {
+                        "not required"
+                    },
+                )
             })
         }
         AdminCommand::Devices => {

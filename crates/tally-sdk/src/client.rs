@@ -246,7 +246,7 @@ impl Client {
                     validation: c.validation.clone(),
                     friendly_name: c.friendly_name.clone(),
                     buffer_days: Some(c.buffer_days),
-                    instances: None,
+                    instances: c.instances,
                 }
             })?;
         let grant = verify::grant(

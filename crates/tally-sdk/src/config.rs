@@ -41,6 +41,8 @@ pub struct Config {
     pub friendly_name: Option<String>,
     /// Days the grant may be used offline (at least 7).
     pub buffer_days: u32,
+    /// Running instances of the product on this device, for instance-counted licenses.
+    pub instances: Option<u32>,
     /// Time allowed for each server call.
     pub timeout: Duration,
     pub device_id: DeviceIdMode,
@@ -66,6 +68,7 @@ impl Config {
             validation: ValidationField::default(),
             friendly_name: None,
             buffer_days: tally_proto::DEFAULT_BUFFER_DAYS,
+            instances: None,
             timeout: Duration::from_secs(10),
             device_id: DeviceIdMode::Random,
         }

@@ -44,15 +44,31 @@ impl TestServer {
         Self::start_in(data, SigningKey::generate().unwrap(), "machine-1")
     }
 
+    /// Starts a server whose settings `adjust` changes.
+    pub fn start_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        Self::start_full(data, SigningKey::generate().unwrap(), "machine-1", adjust)
+    }
+
     /// Starts a server in `data` (reused across restarts) seeing hardware `machine`.
     pub fn start_in(data: tempfile::TempDir, vendor: SigningKey, machine: &str) -> Self {
+        Self::start_full(data, vendor, machine, |_| {})
+    }
+
+    fn start_full(
+        data: tempfile::TempDir,
+        vendor: SigningKey,
+        machine: &str,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Self {
         let clock = ManualClock::new(T0);
-        let settings = Settings {
+        let mut settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data.path().to_owned(),
             vendor_public_key: Some(vendor.verifying_key().to_base64()),
             ..Settings::default()
         };
+        adjust(&mut settings);
         let identity = ServerIdentity::load_or_create(
             &settings.data_dir,
             &settings.hardware_labels,
@@ -216,6 +232,36 @@ pub fn license(license_id: &str, org: &str, items: Vec<LicenseItem>) -> License 
         issued_at: T0,
         items,
     }
+}
+
+/// An item of `license_type` for product `scanner`, valid from a day before T0 for a year.
+pub fn typed(id: &str, license_type: LicenseType, quantity: u64, grace: u8) -> LicenseItem {
+    LicenseItem {
+        license_type,
+        ..per_device(id, "scanner", quantity, grace)
+    }
+}
+
+/// Calls `PATCH /api/admin/handshakes/{code}`.
+pub fn update_code(
+    s: &TestServer,
+    code: &str,
+    change: serde_json::Value,
+) -> tally_proto::admin::HandshakeView {
+    let url = format!("{}/api/admin/handshakes/{code}", s.url);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .patch(&url)
+        .header("Authorization", &format!("Bearer {}", s.token()))
+        .header("Content-Type", "application/json")
+        .send(&serde_json::to_vec(&change).unwrap()[..])
+        .unwrap();
+    let text = resp.body_mut().read_to_string().unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{text}");
+    serde_json::from_str(&text).unwrap()
 }
 
 /// A per-device item of `product` valid from a day before T0 for a year.

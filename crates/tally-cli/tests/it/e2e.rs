@@ -9,7 +9,7 @@ use tally_sdk::{Client, Config};
 
 use crate::common::*;
 
-fn config(s: &TestServer, name: &str) -> Config {
+pub fn config(s: &TestServer, name: &str) -> Config {
     let mut c = Config::new(
         vec![s.url.clone()],
         &s.vendor.verifying_key().to_base64(),
@@ -20,11 +20,11 @@ fn config(s: &TestServer, name: &str) -> Config {
     c
 }
 
-fn client(s: &TestServer, c: Config) -> Client {
+pub fn client(s: &TestServer, c: Config) -> Client {
     Client::with_clock(c, Arc::new(s.clock.clone())).unwrap()
 }
 
-fn refusal(result: Result<tally_sdk::Authorization, tally_sdk::SdkError>) -> ErrorCode {
+pub fn refusal(result: Result<tally_sdk::Authorization, tally_sdk::SdkError>) -> ErrorCode {
     match result {
         Ok(a) => panic!("expected a refusal, got a grant for {:?}", a.grant.items),
         Err(e) => e.code,

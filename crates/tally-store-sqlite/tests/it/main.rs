@@ -11,6 +11,8 @@ use tally_proto::license::{
 use tally_store::*;
 use tally_store_sqlite::SqliteStore;
 
+mod properties;
+
 const NOW: i64 = 1_780_272_000;
 
 fn item(id: &str, quantity: u64) -> LicenseItem {
