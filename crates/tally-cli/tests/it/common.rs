@@ -242,12 +242,8 @@ pub fn typed(id: &str, license_type: LicenseType, quantity: u64, grace: u8) -> L
     }
 }
 
-/// Calls `PATCH /api/admin/handshakes/{code}`.
-pub fn update_code(
-    s: &TestServer,
-    code: &str,
-    change: serde_json::Value,
-) -> tally_proto::admin::HandshakeView {
+/// Calls `PATCH /api/admin/handshakes/{code}`; returns the status and the body.
+pub fn patch_code(s: &TestServer, code: &str, change: &serde_json::Value) -> (u16, String) {
     let url = format!("{}/api/admin/handshakes/{code}", s.url);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -257,10 +253,22 @@ pub fn update_code(
         .patch(&url)
         .header("Authorization", &format!("Bearer {}", s.token()))
         .header("Content-Type", "application/json")
-        .send(&serde_json::to_vec(&change).unwrap()[..])
+        .send(&serde_json::to_vec(change).unwrap()[..])
         .unwrap();
-    let text = resp.body_mut().read_to_string().unwrap();
-    assert_eq!(resp.status().as_u16(), 200, "{text}");
+    (
+        resp.status().as_u16(),
+        resp.body_mut().read_to_string().unwrap(),
+    )
+}
+
+/// Changes a handshake code, expecting success.
+pub fn update_code(
+    s: &TestServer,
+    code: &str,
+    change: serde_json::Value,
+) -> tally_proto::admin::HandshakeView {
+    let (status, text) = patch_code(s, code, &change);
+    assert_eq!(status, 200, "{text}");
     serde_json::from_str(&text).unwrap()
 }
 

@@ -194,28 +194,6 @@ fn the_next_item_serves_when_the_first_is_full() {
 }
 
 #[test]
-fn concurrent_devices_never_exceed_the_quota() {
-    let s = TestServer::start();
-    s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 3, 0)]));
-    let results: Vec<bool> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..16)
-            .map(|i| {
-                let c = config(&s, &format!("c{i}"));
-                let clock = s.clock.clone();
-                scope.spawn(move || {
-                    Client::with_clock(c, Arc::new(clock))
-                        .unwrap()
-                        .authorize()
-                        .is_ok()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    assert_eq!(results.iter().filter(|ok| **ok).count(), 3);
-}
-
-#[test]
 fn offline_the_cached_grant_works_until_it_expires() {
     let s = TestServer::start();
     s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));

@@ -267,18 +267,9 @@ fn bad_handshake_changes_are_refused_and_change_nothing() {
         (json!({"validation": {"domains": [""]}}), "invalid_input"),
         (json!({"colour": "blue"}), "invalid_input"),
     ] {
-        let url = format!("{}/api/admin/handshakes/acme-default", s.url);
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut resp = agent
-            .patch(&url)
-            .header("Authorization", &format!("Bearer {}", s.token()))
-            .send(&serde_json::to_vec(&body).unwrap()[..])
-            .unwrap();
-        let err: tally_proto::ErrorBody =
-            serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        let (status, text) = patch_code(&s, "acme-default", &body);
+        assert_ne!(status, 200);
+        let err: tally_proto::ErrorBody = serde_json::from_str(&text).unwrap();
         assert_eq!(err.name, name, "{body}");
     }
     device(&s, "a").authorize().unwrap();

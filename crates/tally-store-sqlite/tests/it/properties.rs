@@ -54,7 +54,11 @@ fn item(license_type: LicenseType, grace: u8) -> LicenseItem {
 
 fn scalar(c: &Connection, sql: &str, now: i64) -> u64 {
     use rusqlite::OptionalExtension;
-    let v: Option<i64> = c.query_row(sql, [now], |r| r.get(0)).optional().unwrap().flatten();
+    let v: Option<i64> = c
+        .query_row(sql, [now], |r| r.get(0))
+        .optional()
+        .unwrap()
+        .flatten();
     u64::try_from(v.unwrap_or(0)).unwrap()
 }
 
