@@ -33,7 +33,15 @@ pub struct Inner {
     pub admin_token: String,
     pub settings: Settings,
     pub replay: ReplayCache,
+    /// One-time token that lets whoever reads the server log set the first portal password.
+    pub setup_token: String,
+    /// Recent failed sign-ins, to slow down password guessing.
+    failed_logins: std::sync::Mutex<Vec<tally_proto::UnixSeconds>>,
 }
+
+/// Failed sign-ins tolerated per window before the portal makes the next attempts wait.
+const MAX_FAILED_LOGINS: usize = 5;
+const FAILED_LOGIN_WINDOW: i64 = 300;
 
 impl std::ops::Deref for AppState {
     type Target = Inner;
@@ -72,11 +80,30 @@ impl AppState {
             admin_token,
             settings,
             replay: ReplayCache::default(),
+            setup_token: tally_crypto::random_id().map_err(|e| e.to_string())?,
+            failed_logins: std::sync::Mutex::new(Vec::new()),
         })))
     }
 
     pub fn now(&self) -> tally_proto::UnixSeconds {
         self.clock.now()
+    }
+
+    fn recent_failures(&self) -> std::sync::MutexGuard<'_, Vec<tally_proto::UnixSeconds>> {
+        let mut failures = self.failed_logins.lock().unwrap_or_else(|p| p.into_inner());
+        let since = self.now() - FAILED_LOGIN_WINDOW;
+        failures.retain(|t| *t > since);
+        failures
+    }
+
+    /// True while too many sign-ins failed recently.
+    pub fn login_throttled(&self) -> bool {
+        self.recent_failures().len() >= MAX_FAILED_LOGINS
+    }
+
+    pub fn login_failed(&self) {
+        let now = self.now();
+        self.recent_failures().push(now);
     }
 }
 
@@ -105,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(tally_proto::wire::PATH_REPORT, post(api::client::report))
         .nest("/api/admin", api::admin::router(state.clone()))
+        .merge(crate::portal::router())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -116,6 +144,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    crate::portal::announce_setup(&state).await;
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod error;
 pub mod identity;
+pub mod portal;
 pub mod replay;
 pub mod service;
 pub mod settings;

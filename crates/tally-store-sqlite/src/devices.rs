@@ -216,3 +216,10 @@ pub fn trial(
     tx.commit().map_err(backend("commit trial"))?;
     Ok(ends)
 }
+
+pub fn unregister(c: &mut Connection, device: &str) -> StoreResult<u64> {
+    let n = c
+        .execute("DELETE FROM devices WHERE device_uuid = ?1", [device])
+        .map_err(backend("unregister device"))?;
+    Ok(n as u64)
+}

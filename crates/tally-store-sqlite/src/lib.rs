@@ -10,6 +10,7 @@ mod devices;
 mod handshakes;
 mod licenses;
 mod migrate;
+mod portal;
 mod usage;
 
 use std::path::Path;
@@ -112,5 +113,46 @@ impl Store for SqliteStore {
 
     async fn usage_by_day(&self, filter: UsageFilter) -> StoreResult<Vec<DailyUsage>> {
         self.read(move |c| usage::by_day(c, &filter)).await
+    }
+
+    async fn usage_by_hour(&self, filter: UsageFilter) -> StoreResult<Vec<HourlyUsage>> {
+        self.read(move |c| usage::by_hour(c, &filter)).await
+    }
+
+    async fn unregister_device(&self, device_uuid: &str) -> StoreResult<u64> {
+        let device = device_uuid.to_owned();
+        self.write(move |c| devices::unregister(c, &device)).await
+    }
+
+    async fn create_session(&self, session: PortalSession) -> StoreResult<()> {
+        self.write(move |c| portal::create_session(c, &session))
+            .await
+    }
+
+    async fn session(
+        &self,
+        token_hash: &str,
+        now: UnixSeconds,
+    ) -> StoreResult<Option<PortalSession>> {
+        let hash = token_hash.to_owned();
+        self.read(move |c| portal::session(c, &hash, now)).await
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        let hash = token_hash.to_owned();
+        self.write(move |c| portal::delete_session(c, Some(&hash)))
+            .await
+    }
+
+    async fn delete_all_sessions(&self) -> StoreResult<()> {
+        self.write(|c| portal::delete_session(c, None)).await
+    }
+
+    async fn record_audit(&self, entry: AuditEntry) -> StoreResult<()> {
+        self.write(move |c| portal::record_audit(c, &entry)).await
+    }
+
+    async fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+        self.read(move |c| portal::audit_log(c, limit)).await
     }
 }

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_license_types",
         include_str!("../migrations/0002_license_types.sql"),
     ),
+    ("0003_portal", include_str!("../migrations/0003_portal.sql")),
 ];
 
 /// The schema version this code writes.

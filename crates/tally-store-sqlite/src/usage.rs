@@ -5,7 +5,7 @@ use tally_core::admission::{device_active_until, seat_until};
 use tally_proto::UnixSeconds;
 use tally_proto::license::{LicenseItem, LicenseType};
 use tally_proto::slice::slice_of;
-use tally_store::{DailyUsage, ReportBatch, ReportOutcome, StoreResult, UsageFilter};
+use tally_store::{DailyUsage, HourlyUsage, ReportBatch, ReportOutcome, StoreResult, UsageFilter};
 
 use crate::backend;
 use crate::devices::{record_exception, to_i64};
@@ -172,6 +172,30 @@ pub fn by_day(c: &Connection, f: &UsageFilter) -> StoreResult<Vec<DailyUsage>> {
         .query_map(params![f.from_day, f.to_day, f.handshake_code], |r| {
             Ok(DailyUsage {
                 day: r.get(0)?,
+                handshake_code: r.get(1)?,
+                feature: r.get(2)?,
+                count: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+            })
+        })
+        .map_err(backend("query usage"))?;
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(backend("read usage"))
+}
+
+pub fn by_hour(c: &Connection, f: &UsageFilter) -> StoreResult<Vec<HourlyUsage>> {
+    let mut stmt = c
+        .prepare(
+            "SELECT hour, handshake_code, feature, count FROM usage_hourly
+             WHERE (?1 IS NULL OR hour >= ?1 * 24)
+               AND (?2 IS NULL OR hour < (?2 + 1) * 24)
+               AND (?3 IS NULL OR handshake_code = ?3)
+             ORDER BY hour, handshake_code, feature",
+        )
+        .map_err(backend("query usage"))?;
+    let rows = stmt
+        .query_map(params![f.from_day, f.to_day, f.handshake_code], |r| {
+            Ok(HourlyUsage {
+                hour: r.get(0)?,
                 handshake_code: r.get(1)?,
                 feature: r.get(2)?,
                 count: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),

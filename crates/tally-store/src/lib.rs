@@ -75,4 +75,25 @@ pub trait Store: Send + Sync + 'static {
     async fn record_reports(&self, batch: ReportBatch) -> StoreResult<ReportOutcome>;
     /// Usage per UTC day, handshake code and feature.
     async fn usage_by_day(&self, filter: UsageFilter) -> StoreResult<Vec<DailyUsage>>;
+    /// Usage per UTC hour, handshake code and feature (days of the filter, inclusive).
+    async fn usage_by_hour(&self, filter: UsageFilter) -> StoreResult<Vec<HourlyUsage>>;
+
+    /// Frees every place a device holds (the admin unregistered it); returns how many.
+    async fn unregister_device(&self, device_uuid: &str) -> StoreResult<u64>;
+
+    /// Portal sessions: created at sign-in, looked up per request, deleted at sign-out. Expired
+    /// sessions are never returned and are purged when a new one is created.
+    async fn create_session(&self, session: PortalSession) -> StoreResult<()>;
+    async fn session(
+        &self,
+        token_hash: &str,
+        now: tally_proto::UnixSeconds,
+    ) -> StoreResult<Option<PortalSession>>;
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+    /// Signs every session out (after a password change).
+    async fn delete_all_sessions(&self) -> StoreResult<()>;
+
+    async fn record_audit(&self, entry: AuditEntry) -> StoreResult<()>;
+    /// The newest `limit` entries, newest first.
+    async fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>>;
 }

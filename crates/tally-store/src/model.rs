@@ -165,3 +165,33 @@ pub struct DailyUsage {
     pub feature: String,
     pub count: u64,
 }
+
+/// A signed-in portal session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalSession {
+    /// SHA-256 (hex) of the token in the cookie.
+    pub token_hash: String,
+    /// The anti-CSRF token every form of this session must carry.
+    pub csrf: String,
+    pub created_at: UnixSeconds,
+    pub expires_at: UnixSeconds,
+}
+
+/// One administrative action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at: UnixSeconds,
+    /// Who acted: `portal`, `api` or `cli`.
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+}
+
+/// Usage per UTC hour (hours since the epoch), handshake code and feature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourlyUsage {
+    pub hour: i64,
+    pub handshake_code: String,
+    pub feature: String,
+    pub count: u64,
+}
