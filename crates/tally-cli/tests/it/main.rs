@@ -8,4 +8,5 @@ mod common;
 mod e2e;
 mod engine;
 mod import;
+mod portal;
 mod protocol;
