@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
+mod browser;
 mod cli;
 mod common;
 mod e2e;

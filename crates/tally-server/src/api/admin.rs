@@ -101,7 +101,10 @@ async fn import_license(
             "the license file is not UTF-8 text",
         )
     })?;
-    Ok(Json(service::licenses::import(&state, text).await?))
+    let imported = service::licenses::import(&state, text).await?;
+    let detail = format!("{} for {}", imported.license_id, imported.organization);
+    service::audit::record(&state, "api", "license.import", detail).await;
+    Ok(Json(imported))
 }
 
 async fn items(State(state): State<AppState>) -> ApiResult<Json<Vec<ItemView>>> {
@@ -118,7 +121,10 @@ async fn create_handshake(
 ) -> ApiResult<Json<HandshakeView>> {
     let bytes = body::bytes(raw)?;
     let req: CreateHandshake = body::json(&bytes, ErrorCode::InvalidInput)?;
-    Ok(Json(service::handshakes::create(&state, req).await?))
+    let view = service::handshakes::create(&state, req).await?;
+    let detail = format!("{} for {}", view.code, view.organization);
+    service::audit::record(&state, "api", "handshake.create", detail).await;
+    Ok(Json(view))
 }
 
 async fn handshake(
@@ -139,7 +145,9 @@ async fn update_handshake(
 ) -> ApiResult<Json<HandshakeView>> {
     let bytes = body::bytes(raw)?;
     let req: UpdateHandshake = body::json(&bytes, ErrorCode::InvalidInput)?;
-    Ok(Json(service::handshakes::update(&state, &code, req).await?))
+    let view = service::handshakes::update(&state, &code, req).await?;
+    service::audit::record(&state, "api", "handshake.update", code).await;
+    Ok(Json(view))
 }
 
 async fn devices(State(state): State<AppState>) -> ApiResult<Json<Vec<DeviceView>>> {

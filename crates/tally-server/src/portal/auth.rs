@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
-use tally_store::{AuditEntry, PortalSession};
+use tally_store::PortalSession;
 
 use super::{Nav, PageResult, render, see_other};
 use crate::app::AppState;
@@ -102,15 +102,7 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
 }
 
 pub async fn audit(state: &AppState, action: &str, detail: String) {
-    let entry = AuditEntry {
-        at: state.now(),
-        actor: "portal".into(),
-        action: action.into(),
-        detail,
-    };
-    if let Err(e) = state.store.record_audit(entry).await {
-        tracing::error!(error = %e, "cannot write the audit log");
-    }
+    crate::service::audit::record(state, "portal", action, detail).await;
 }
 
 /// Starts a session and answers with its cookie.

@@ -35,7 +35,7 @@ pub fn bars(title: &str, bars: &[(String, u64)]) -> String {
         x = LEFT - 6.0,
         y = H - BOTTOM
     );
-    let label_every = (bars.len() / 12).max(1);
+    let label_every = (bars.len() / 8).max(1);
     for (i, (label, value)) in bars.iter().enumerate() {
         let h = (H - BOTTOM - 10.0) * (*value as f64) / (max as f64);
         let x = LEFT + slot * i as f64 + slot * 0.15;
@@ -50,7 +50,7 @@ pub fn bars(title: &str, bars: &[(String, u64)]) -> String {
             let _ = write!(
                 svg,
                 r##"<text x="{cx:.1}" y="{ty}" font-size="11" text-anchor="middle" fill="#5b6577">{}</text>"##,
-                escape(label),
+                escape(axis_label(label)),
                 cx = x + slot * 0.35,
                 ty = H - BOTTOM + 16.0,
             );
@@ -58,6 +58,12 @@ pub fn bars(title: &str, bars: &[(String, u64)]) -> String {
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// Axis labels drop the year of `YYYY-…` labels; the tooltip keeps the full label.
+fn axis_label(label: &str) -> &str {
+    let dated = label.len() > 5 && label.as_bytes().get(4) == Some(&b'-');
+    if dated { &label[5..] } else { label }
 }
 
 fn escape(s: &str) -> String {

@@ -236,8 +236,9 @@ pub async fn import(
         nav.error = Some("The form expired: try again.".into());
         return licenses_page(&state, nav, text).await;
     }
+    // Browsers submit textarea lines with CRLF (HTML form encoding); the signed text uses LF.
     let content = if file.trim().is_empty() {
-        text.clone()
+        text.replace("\r\n", "\n")
     } else {
         file
     };
