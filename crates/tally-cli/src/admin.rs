@@ -9,8 +9,8 @@ use clap::{Args, Subcommand};
 use serde::de::DeserializeOwned;
 use tally_proto::ErrorBody;
 use tally_proto::admin::{
-    CreateHandshake, DeviceView, HandshakeView, ImportedLicense, ItemView, ServerStatus,
-    UpdateHandshake, UsageRow, ValidationRules,
+    AlertView, CreateHandshake, DeviceView, EmailSettings, HandshakeView, ImportedLicense,
+    ItemView, ServerStatus, SmtpTls, UpdateHandshake, UsageRow, ValidationRules,
 };
 
 #[derive(Args, Debug)]
@@ -90,6 +90,33 @@ pub enum AdminCommand {
         #[arg(long)]
         description: Option<String>,
     },
+    /// Save the SMTP settings used for alerts.
+    SetEmail {
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value_t = 587)]
+        port: u16,
+        /// none, starttls or tls.
+        #[arg(long, default_value = "starttls")]
+        tls: String,
+        /// From address, e.g. "Tally <tally@example.com>".
+        #[arg(long)]
+        sender: String,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long, env = "TALLY_SMTP_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        #[arg(long = "to", required = true)]
+        to: Vec<String>,
+        #[arg(long = "cc")]
+        cc: Vec<String>,
+        #[arg(long = "bcc")]
+        bcc: Vec<String>,
+    },
+    /// Send a test email with the saved SMTP settings.
+    TestEmail,
+    /// Alerts sent, newest first.
+    Alerts,
     /// Registered devices.
     Devices,
     /// Usage per handshake code, per day and per feature.
@@ -140,6 +167,17 @@ impl Api {
             .get(&self.url(path))
             .header("Authorization", &format!("Bearer {}", self.token))
             .call()
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        self.finish(resp)
+    }
+
+    fn put<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> anyhow::Result<T> {
+        let resp = self
+            .agent
+            .put(&self.url(path))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", "application/json")
+            .send(&body[..])
             .with_context(|| format!("cannot reach {}", self.base))?;
         self.finish(resp)
     }
@@ -346,6 +384,60 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
                         "not required"
                     },
                 )
+            })
+        }
+        AdminCommand::SetEmail {
+            host,
+            port,
+            tls,
+            sender,
+            username,
+            password,
+            to,
+            cc,
+            bcc,
+        } => {
+            let tls = match tls.as_str() {
+                "none" => SmtpTls::None,
+                "starttls" => SmtpTls::Starttls,
+                "tls" => SmtpTls::Tls,
+                other => bail!("--tls: `{other}` is not none, starttls or tls"),
+            };
+            let settings = EmailSettings {
+                host,
+                port,
+                tls,
+                sender,
+                username,
+                password,
+                to,
+                cc,
+                bcc,
+            };
+            let _: serde_json::Value = api.put("/email", serde_json::to_vec(&settings)?)?;
+            println!("email settings saved");
+            Ok(())
+        }
+        AdminCommand::TestEmail => {
+            let _: serde_json::Value = api.post("/email/test", "application/json", Vec::new())?;
+            println!("test email sent");
+            Ok(())
+        }
+        AdminCommand::Alerts => {
+            let alerts: Vec<AlertView> = api.get("/alerts")?;
+            print_or(json, &alerts, || {
+                let mut out = String::new();
+                for a in &alerts {
+                    out.push_str(&format!(
+                        "{}  {}  (email: {}; webhooks: {})\n{}\n\n",
+                        crate::client::format_time(a.at),
+                        a.subject,
+                        a.email,
+                        a.webhooks,
+                        a.body
+                    ));
+                }
+                out
             })
         }
         AdminCommand::Devices => {

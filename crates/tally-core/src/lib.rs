@@ -8,6 +8,7 @@
 //! * [`validity`]: how long a grant may be used offline.
 
 pub mod admission;
+pub mod alerts;
 pub mod clock;
 pub mod matching;
 pub mod order;

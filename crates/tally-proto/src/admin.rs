@@ -148,3 +148,63 @@ pub struct ServerStatus {
     pub licenses: u64,
     pub server_time: UnixSeconds,
 }
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP (only for a relay on the same host or network).
+    None,
+    /// Plain connection upgraded with STARTTLS (usually port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (usually port 465).
+    Tls,
+}
+
+/// Where and how alert emails are sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    pub host: String,
+    pub port: u16,
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// The From address, e.g. `Tally <tally@example.com>`.
+    pub sender: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub cc: Vec<String>,
+    #[serde(default)]
+    pub bcc: Vec<String>,
+}
+
+/// Where alert events are posted as JSON, signed with HMAC-SHA256 of the body under `secret`
+/// (header `X-Tally-Signature: sha256=<hex>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    #[serde(default)]
+    pub urls: Vec<String>,
+    #[serde(default)]
+    pub secret: String,
+}
+
+/// One alert sent (or attempted), as the history lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertView {
+    pub id: i64,
+    pub at: UnixSeconds,
+    pub subject: String,
+    /// Every condition met at that evaluation, one per line.
+    pub body: String,
+    /// `sent`, `not configured` or the failure.
+    pub email: String,
+    /// `sent`, `not configured` or the failures.
+    pub webhooks: String,
+}

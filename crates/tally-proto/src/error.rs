@@ -82,6 +82,7 @@ error_table! {
     NotFound = 304, "not_found", 404, Error, "The requested object does not exist.";
     Conflict = 305, "conflict", 409, Error, "The object already exists or conflicts with another one.";
     InvalidInput = 306, "invalid_input", 400, Error, "A field of the request is invalid.";
+    EmailFailed = 307, "email_failed", 502, Error, "The email could not be sent; the message says why (connection, TLS, authentication, address).";
     Internal = 500, "internal", 500, Error, "The server failed to complete the request; the administrator has been told.";
     // Produced by the SDK only.
     ServerUnreachable = 1000, "server_unreachable", 0, Error, "No server answered.";

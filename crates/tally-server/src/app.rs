@@ -37,6 +37,9 @@ pub struct Inner {
     pub setup_token: String,
     /// Recent failed sign-ins, to slow down password guessing.
     failed_logins: std::sync::Mutex<Vec<tally_proto::UnixSeconds>>,
+    /// Internal errors on their way to the admin (see [`crate::alerts`]).
+    errors: tokio::sync::mpsc::UnboundedSender<String>,
+    error_receiver: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
 }
 
 /// Failed sign-ins tolerated per window before the portal makes the next attempts wait.
@@ -72,6 +75,7 @@ impl AppState {
             Some(_) => return Err("admin_token: use at least 16 characters".into()),
             None => load_or_create_token(&settings)?,
         };
+        let (errors, error_receiver) = tokio::sync::mpsc::unbounded_channel();
         Ok(Self(Arc::new(Inner {
             store,
             clock,
@@ -82,6 +86,8 @@ impl AppState {
             replay: ReplayCache::default(),
             setup_token: tally_crypto::random_id().map_err(|e| e.to_string())?,
             failed_logins: std::sync::Mutex::new(Vec::new()),
+            errors,
+            error_receiver: std::sync::Mutex::new(Some(error_receiver)),
         })))
     }
 
@@ -94,6 +100,21 @@ impl AppState {
         let since = self.now() - FAILED_LOGIN_WINDOW;
         failures.retain(|t| *t > since);
         failures
+    }
+
+    /// Tells the admin about an internal error (failed write, failed background job).
+    pub fn internal_error(&self, what: String) {
+        let _ = self
+            .errors
+            .send(format!("{} {what}", crate::portal::when(self.now())));
+    }
+
+    /// The receiving end of [`Self::internal_error`], for the one task that sends notices.
+    pub fn take_error_receiver(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<String>> {
+        self.error_receiver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// True while too many sign-ins failed recently.
@@ -133,6 +154,10 @@ pub fn router(state: AppState) -> Router {
         .route(tally_proto::wire::PATH_REPORT, post(api::client::report))
         .nest("/api/admin", api::admin::router(state.clone()))
         .merge(crate::portal::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            report_internal_errors,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -145,7 +170,27 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     crate::portal::announce_setup(&state).await;
+    crate::alerts::spawn(&state);
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Every answer with status 500 is an internal error the admin hears about.
+async fn report_internal_errors(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let what = format!("{} {}", req.method(), req.uri().path());
+    let resp = next.run(req).await;
+    if resp.status() == axum::http::StatusCode::INTERNAL_SERVER_ERROR {
+        let detail = resp
+            .extensions()
+            .get::<crate::error::InternalDetail>()
+            .map(|d| d.0.clone())
+            .unwrap_or_else(|| "see the server log".into());
+        state.internal_error(format!("{what} failed: {detail}"));
+    }
+    resp
 }

@@ -12,7 +12,13 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub server_time: Option<tally_proto::UnixSeconds>,
+    /// What really failed, for the admin; never sent to the caller.
+    pub detail: Option<String>,
 }
+
+/// Attached to a 500 response so the error notifier can say what failed.
+#[derive(Debug, Clone)]
+pub struct InternalDetail(pub String);
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -22,6 +28,7 @@ impl ApiError {
             code,
             message: message.into(),
             server_time: None,
+            detail: None,
         }
     }
 
@@ -59,7 +66,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
             StoreError::Backend(m) => {
                 tracing::error!(error = %m, "store failure");
-                ApiError::plain(ErrorCode::Internal)
+                let mut e = ApiError::plain(ErrorCode::Internal);
+                e.detail = Some(m);
+                e
             }
         }
     }
@@ -67,6 +76,10 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status(), axum::Json(self.body())).into_response()
+        let mut resp = (self.status(), axum::Json(self.body())).into_response();
+        if let Some(d) = self.detail {
+            resp.extensions_mut().insert(InternalDetail(d));
+        }
+        resp
     }
 }

@@ -2,6 +2,7 @@
 //! thing: [`identity`] (who this server is), [`app`] (shared state and router), [`api`] (client
 //! protocol and admin API), and [`error`] (stable error codes to HTTP).
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod error;

@@ -36,6 +36,15 @@ pub struct Settings {
     /// Length of a public trial in days.
     #[serde(default = "default_trial_days")]
     pub trial_days: u32,
+    /// How often usage alerts are evaluated.
+    #[serde(default = "default_alert_interval")]
+    pub alert_interval_seconds: u64,
+    /// At most one internal-error notice per this many seconds (the first goes out at once).
+    #[serde(default = "default_alert_interval")]
+    pub error_notice_interval_seconds: u64,
+    /// First wait before a failed webhook is retried (doubles at each attempt).
+    #[serde(default = "default_webhook_backoff")]
+    pub webhook_backoff_ms: u64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -63,6 +72,12 @@ fn default_data_dir() -> PathBuf {
 fn default_labels() -> Vec<HardwareLabel> {
     vec![HardwareLabel::MachineId, HardwareLabel::Mac]
 }
+fn default_alert_interval() -> u64 {
+    600
+}
+fn default_webhook_backoff() -> u64 {
+    1000
+}
 fn default_trial_days() -> u32 {
     7
 }
@@ -81,6 +96,9 @@ impl Default for Settings {
             admin_token: None,
             trial_organization: None,
             trial_days: default_trial_days(),
+            alert_interval_seconds: default_alert_interval(),
+            error_notice_interval_seconds: default_alert_interval(),
+            webhook_backoff_ms: default_webhook_backoff(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! (`admit_device` runs in one `BEGIN IMMEDIATE` transaction) without lock contention; reads use
 //! their own connections and never wait for the writer.
 
+mod alerts;
 mod connection;
 mod devices;
 mod handshakes;
@@ -150,6 +151,45 @@ impl Store for SqliteStore {
 
     async fn record_audit(&self, entry: AuditEntry) -> StoreResult<()> {
         self.write(move |c| portal::record_audit(c, &entry)).await
+    }
+
+    async fn record_auth_outcome(
+        &self,
+        handshake_code: &str,
+        ok: bool,
+        at: UnixSeconds,
+    ) -> StoreResult<()> {
+        let code = handshake_code.to_owned();
+        self.write(move |c| alerts::record_outcome(c, &code, ok, at))
+            .await
+    }
+
+    async fn auth_outcomes(&self, since: UnixSeconds) -> StoreResult<Vec<(String, u64, u64)>> {
+        self.write(move |c| alerts::outcomes(c, since)).await
+    }
+
+    async fn alert_levels(&self) -> StoreResult<Vec<(String, u8)>> {
+        self.read(alerts::levels).await
+    }
+
+    async fn set_alert_levels(&self, levels: Vec<(String, u8)>) -> StoreResult<()> {
+        self.write(move |c| alerts::set_levels(c, &levels)).await
+    }
+
+    async fn record_alert(&self, at: UnixSeconds, subject: &str, body: &str) -> StoreResult<i64> {
+        let (subject, body) = (subject.to_owned(), body.to_owned());
+        self.write(move |c| alerts::record(c, at, &subject, &body))
+            .await
+    }
+
+    async fn set_alert_delivery(&self, id: i64, email: &str, webhooks: &str) -> StoreResult<()> {
+        let (email, webhooks) = (email.to_owned(), webhooks.to_owned());
+        self.write(move |c| alerts::set_delivery(c, id, &email, &webhooks))
+            .await
+    }
+
+    async fn alerts(&self, limit: u32) -> StoreResult<Vec<tally_proto::admin::AlertView>> {
+        self.read(move |c| alerts::list(c, limit)).await
     }
 
     async fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {

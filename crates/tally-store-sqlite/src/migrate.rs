@@ -13,6 +13,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0002_license_types.sql"),
     ),
     ("0003_portal", include_str!("../migrations/0003_portal.sql")),
+    ("0004_alerts", include_str!("../migrations/0004_alerts.sql")),
 ];
 
 /// The schema version this code writes.

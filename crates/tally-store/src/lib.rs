@@ -94,6 +94,32 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_all_sessions(&self) -> StoreResult<()>;
 
     async fn record_audit(&self, entry: AuditEntry) -> StoreResult<()>;
+
+    /// Counts one authorization outcome of an existing handshake code.
+    async fn record_auth_outcome(
+        &self,
+        handshake_code: &str,
+        ok: bool,
+        at: tally_proto::UnixSeconds,
+    ) -> StoreResult<()>;
+    /// `(code, succeeded, failed)` since `since`; older counts are deleted.
+    async fn auth_outcomes(
+        &self,
+        since: tally_proto::UnixSeconds,
+    ) -> StoreResult<Vec<(String, u64, u64)>>;
+    /// Levels last notified, by key.
+    async fn alert_levels(&self) -> StoreResult<Vec<(String, u8)>>;
+    async fn set_alert_levels(&self, levels: Vec<(String, u8)>) -> StoreResult<()>;
+    /// Adds an alert to the history (delivery not yet known); returns its id.
+    async fn record_alert(
+        &self,
+        at: tally_proto::UnixSeconds,
+        subject: &str,
+        body: &str,
+    ) -> StoreResult<i64>;
+    async fn set_alert_delivery(&self, id: i64, email: &str, webhooks: &str) -> StoreResult<()>;
+    /// The newest `limit` alerts, newest first.
+    async fn alerts(&self, limit: u32) -> StoreResult<Vec<tally_proto::admin::AlertView>>;
     /// The newest `limit` entries, newest first.
     async fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>>;
 }

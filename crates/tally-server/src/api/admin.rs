@@ -32,6 +32,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/handshakes/{code}", get(handshake).patch(update_handshake))
         .route("/devices", get(devices))
         .route("/stats/usage", get(usage))
+        .route("/email", get(email_settings).put(put_email_settings))
+        .route("/email/test", axum::routing::post(test_email))
+        .route("/webhooks", get(webhook_settings).put(put_webhook_settings))
+        .route("/alerts", get(alerts))
+        .route("/alerts/evaluate", axum::routing::post(evaluate_alerts))
         .layer(middleware::from_fn_with_state(state, require_token))
 }
 
@@ -173,4 +178,81 @@ async fn usage(
 ) -> ApiResult<Json<Vec<UsageRow>>> {
     let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.body_text()))?;
     Ok(Json(service::stats::usage(&state, q).await?))
+}
+
+/// Shown instead of a saved password; sending it back keeps the saved one.
+const MASK: &str = "********";
+
+async fn email_settings(
+    State(state): State<AppState>,
+) -> ApiResult<Json<Option<tally_proto::admin::EmailSettings>>> {
+    let mut s = crate::alerts::mail::settings(&state)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
+    if let Some(s) = s.as_mut()
+        && s.password.is_some()
+    {
+        s.password = Some(MASK.into());
+    }
+    Ok(Json(s))
+}
+
+async fn put_email_settings(
+    State(state): State<AppState>,
+    raw: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let bytes = body::bytes(raw)?;
+    let new: tally_proto::admin::EmailSettings = body::json(&bytes, ErrorCode::InvalidInput)?;
+    let saved = service::alerting::save_email(&state, new).await?;
+    service::audit::record(
+        &state,
+        "api",
+        "email.settings",
+        format!("{}:{}", saved.host, saved.port),
+    )
+    .await;
+    Ok(Json(serde_json::json!({"saved": true})))
+}
+
+async fn test_email(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    service::alerting::test_email(&state).await?;
+    Ok(Json(serde_json::json!({"sent": true})))
+}
+
+async fn webhook_settings(
+    State(state): State<AppState>,
+) -> ApiResult<Json<tally_proto::admin::WebhookSettings>> {
+    let mut s = crate::alerts::webhook::settings(&state)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e))?;
+    if !s.secret.is_empty() {
+        s.secret = MASK.into();
+    }
+    Ok(Json(s))
+}
+
+async fn put_webhook_settings(
+    State(state): State<AppState>,
+    raw: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let bytes = body::bytes(raw)?;
+    let new: tally_proto::admin::WebhookSettings = body::json(&bytes, ErrorCode::InvalidInput)?;
+    service::alerting::save_webhooks(&state, new).await?;
+    service::audit::record(&state, "api", "webhooks.settings", String::new()).await;
+    Ok(Json(serde_json::json!({"saved": true})))
+}
+
+async fn alerts(
+    State(state): State<AppState>,
+) -> ApiResult<Json<Vec<tally_proto::admin::AlertView>>> {
+    Ok(Json(state.store.alerts(200).await?))
+}
+
+async fn evaluate_alerts(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    let id = crate::alerts::evaluate_once(&state).await.map_err(|e| {
+        let mut err = ApiError::plain(ErrorCode::Internal);
+        err.detail = Some(e);
+        err
+    })?;
+    Ok(Json(serde_json::json!({"alert_id": id})))
 }

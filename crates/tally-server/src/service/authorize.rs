@@ -30,9 +30,30 @@ pub async fn authorize(state: &AppState, req: AuthorizeRequest) -> ApiResult<Aut
         handshake,
         trial_ends,
     } = resolve_handshake(state, &req, now).await?;
-    check_access(&handshake, &req)?;
+    let code = handshake.code.clone();
+    let result = authorize_on(state, &req, handshake, trial_ends, now).await;
+    // Outcomes per code feed the failed-authorization alert.
+    if let Err(e) = state
+        .store
+        .record_auth_outcome(&code, result.is_ok(), now)
+        .await
+    {
+        tracing::error!(error = %e, "cannot count the authorization outcome");
+    }
+    result
+}
 
-    let (candidates, licenses_of) = matching_items(&handshake, &req, now)?;
+/// Authorization once the handshake code is known.
+async fn authorize_on(
+    state: &AppState,
+    req: &AuthorizeRequest,
+    handshake: HandshakeRow,
+    trial_ends: Option<UnixSeconds>,
+    now: UnixSeconds,
+) -> ApiResult<AuthorizeResponse> {
+    check_access(&handshake, req)?;
+
+    let (candidates, licenses_of) = matching_items(&handshake, req, now)?;
     let ask = Ask {
         instances: u64::from(req.instances.unwrap_or(1).max(1)),
         domain: req

@@ -1,5 +1,6 @@
 //! What the server does, independent of HTTP: each module is one operation the API exposes.
 
+pub mod alerting;
 pub mod audit;
 pub mod authorize;
 pub mod handshakes;

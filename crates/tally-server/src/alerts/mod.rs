@@ -1,0 +1,288 @@
+//! Usage alerts and error notices. An evaluator runs every `alert_interval_seconds` (10 minutes by
+//! default) over every item and handshake code and sends one notice per evaluation listing every
+//! threshold newly crossed (edge-triggered, levels kept in the store so a restart does not resend).
+//! Internal errors reach the admin within seconds, at most one notice per
+//! `error_notice_interval_seconds`.
+
+pub mod mail;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use tally_core::alerts::{Kind, crossed, describe, expiry_level, failure_level, usage_level};
+
+use crate::app::AppState;
+
+/// One threshold crossed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Condition {
+    /// `item` or `handshake_code`.
+    pub scope: &'static str,
+    pub id: String,
+    pub kind: &'static str,
+    pub level: u8,
+    pub text: String,
+}
+
+/// The JSON event posted to webhooks.
+#[derive(Serialize)]
+struct Event<'a> {
+    event: &'static str,
+    alert_id: i64,
+    at: tally_proto::UnixSeconds,
+    server_uuid: &'a str,
+    subject: &'a str,
+    conditions: &'a [Condition],
+}
+
+/// Runs one evaluation at the state's clock; returns the id of the alert sent, if any.
+pub async fn evaluate_once(state: &AppState) -> Result<Option<i64>, String> {
+    let now = state.now();
+    let previous: HashMap<String, u8> = state
+        .store
+        .alert_levels()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .collect();
+    let mut levels: Vec<(String, u8)> = Vec::new();
+    let mut conditions = Vec::new();
+    let mut watch = |scope: &'static str, id: &str, kind: Kind, level: u8, detail: String| {
+        let key = format!("{scope}:{id}:{}", kind.as_str());
+        if crossed(previous.get(&key).copied().unwrap_or(0), level) {
+            conditions.push(Condition {
+                scope,
+                id: id.to_owned(),
+                kind: kind.as_str(),
+                level,
+                text: format!("{} {detail}", describe(kind, level)),
+            });
+        }
+        levels.push((key, level));
+    };
+
+    for stored in state.store.items(now).await.map_err(|e| e.to_string())? {
+        let item = &stored.item;
+        let what = format!(
+            "({} {}, {} of {})",
+            item.product,
+            item.license_type.as_str(),
+            stored.used,
+            item.quantity
+        );
+        watch(
+            "item",
+            &item.id,
+            Kind::Usage,
+            usage_level(stored.used, item.quantity),
+            what.clone(),
+        );
+        if item.grace_percent > 0 {
+            watch(
+                "item",
+                &item.id,
+                Kind::Grace,
+                u8::from(stored.used > item.quantity),
+                what.clone(),
+            );
+        }
+        watch(
+            "item",
+            &item.id,
+            Kind::Expiry,
+            expiry_level(item.end, now),
+            format!("({})", crate::portal::when(item.end)),
+        );
+    }
+    for (code, ok, failed) in state
+        .store
+        .auth_outcomes(now - 3600)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        watch(
+            "handshake_code",
+            &code,
+            Kind::Failures,
+            failure_level(ok, failed),
+            format!("({failed} of {})", ok + failed),
+        );
+    }
+
+    let alert = if conditions.is_empty() {
+        None
+    } else {
+        Some(notify(state, &conditions).await?)
+    };
+    state
+        .store
+        .set_alert_levels(levels)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(alert)
+}
+
+/// Records the alert in the history, then sends it by email and to the webhooks.
+async fn notify(state: &AppState, conditions: &[Condition]) -> Result<i64, String> {
+    let now = state.now();
+    let subject = format!(
+        "Tally: {} license alert{}",
+        conditions.len(),
+        if conditions.len() == 1 { "" } else { "s" }
+    );
+    let lines: Vec<String> = conditions
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}: {}",
+                if c.scope == "item" {
+                    "License item"
+                } else {
+                    "Handshake code"
+                },
+                c.id,
+                c.text
+            )
+        })
+        .collect();
+    let body = lines.join("\n");
+    let id = state
+        .store
+        .record_alert(now, &subject, &body)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = format!(
+        "Tally server {} at {}:\n\n{body}\n",
+        state.identity.uuid,
+        crate::portal::when(now)
+    );
+    let html = format!(
+        "<p>Tally server <code>{}</code> at {}:</p><ul>{}</ul>",
+        state.identity.uuid,
+        crate::portal::when(now),
+        lines
+            .iter()
+            .map(|l| format!("<li>{}</li>", mail::html_escape(l)))
+            .collect::<String>()
+    );
+    let email = send_email(state, &subject, &text, &html).await;
+    let event = Event {
+        event: "tally.alert",
+        alert_id: id,
+        at: now,
+        server_uuid: &state.identity.uuid,
+        subject: &subject,
+        conditions,
+    };
+    let webhooks = match (webhook::settings(state).await, serde_json::to_vec(&event)) {
+        (Ok(s), Ok(body)) => {
+            webhook::deliver(
+                &s,
+                body,
+                Duration::from_millis(state.settings.webhook_backoff_ms),
+            )
+            .await
+        }
+        (Err(e), _) => e,
+        (_, Err(e)) => e.to_string(),
+    };
+    state
+        .store
+        .set_alert_delivery(id, &email, &webhooks)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(id)
+}
+
+/// `sent`, `not configured`, or the failure.
+pub async fn send_email(state: &AppState, subject: &str, text: &str, html: &str) -> String {
+    match mail::settings(state).await {
+        Ok(Some(s)) => match mail::send(&s, subject, text, html).await {
+            Ok(()) => "sent".into(),
+            Err(e) => {
+                tracing::warn!(error = %e, "alert email failed");
+                e
+            }
+        },
+        Ok(None) => "not configured".into(),
+        Err(e) => e,
+    }
+}
+
+/// Starts the evaluator and the error notifier in the background.
+pub fn spawn(state: &AppState) {
+    let every = Duration::from_secs(state.settings.alert_interval_seconds.max(1));
+    let s = state.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = evaluate_once(&s).await {
+                tracing::error!(error = %e, "alert evaluation failed");
+                s.internal_error(format!("alert evaluation failed: {e}"));
+            }
+        }
+    });
+    if let Some(mut errors) = state.take_error_receiver() {
+        let s = state.clone();
+        tokio::spawn(async move {
+            let min_interval = Duration::from_secs(s.settings.error_notice_interval_seconds);
+            let mut last_sent: Option<tokio::time::Instant> = None;
+            while let Some(first) = errors.recv().await {
+                let mut batch = vec![first];
+                // Gather what arrives together, and wait out the rate limit, still gathering.
+                let mut until = tokio::time::Instant::now() + Duration::from_secs(3);
+                if let Some(t) = last_sent {
+                    until = until.max(t + min_interval);
+                }
+                while let Ok(Some(more)) = tokio::time::timeout_at(until, errors.recv()).await {
+                    batch.push(more);
+                }
+                last_sent = Some(tokio::time::Instant::now());
+                notify_errors(&s, &batch).await;
+            }
+        });
+    }
+}
+
+async fn notify_errors(state: &AppState, batch: &[String]) {
+    let subject = format!(
+        "Tally: {} internal error{}",
+        batch.len(),
+        if batch.len() == 1 { "" } else { "s" }
+    );
+    let shown: Vec<&String> = batch.iter().take(20).collect();
+    let mut body = shown
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    if batch.len() > shown.len() {
+        body.push_str(&format!("\n… and {} more", batch.len() - shown.len()));
+    }
+    let id = match state.store.record_alert(state.now(), &subject, &body).await {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record the error notice");
+            None
+        }
+    };
+    let text = format!(
+        "Tally server {}:\n\n{body}\n\nThe server log has the details.\n",
+        state.identity.uuid
+    );
+    let html = format!(
+        "<p>Tally server <code>{}</code>:</p><pre>{}</pre>",
+        state.identity.uuid,
+        mail::html_escape(&body)
+    );
+    let email = send_email(state, &subject, &text, &html).await;
+    if let Some(id) = id {
+        let _ = state
+            .store
+            .set_alert_delivery(id, &email, "not sent for internal errors")
+            .await;
+    }
+}

@@ -1,0 +1,125 @@
+//! Authorization outcomes per minute, alert levels and the alert history.
+
+use rusqlite::{Connection, TransactionBehavior, params};
+use tally_proto::UnixSeconds;
+use tally_proto::admin::AlertView;
+use tally_store::StoreResult;
+
+use crate::backend;
+
+pub fn record_outcome(
+    c: &mut Connection,
+    code: &str,
+    ok: bool,
+    at: UnixSeconds,
+) -> StoreResult<()> {
+    let (good, bad) = if ok { (1, 0) } else { (0, 1) };
+    c.execute(
+        "INSERT INTO auth_minutes (minute, handshake_code, ok, failed) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (minute, handshake_code) DO UPDATE SET ok = ok + excluded.ok, failed = failed + excluded.failed",
+        params![at.div_euclid(60), code, good, bad],
+    )
+    .map_err(backend("count authorization"))?;
+    Ok(())
+}
+
+pub fn outcomes(c: &mut Connection, since: UnixSeconds) -> StoreResult<Vec<(String, u64, u64)>> {
+    let minute = since.div_euclid(60);
+    c.execute("DELETE FROM auth_minutes WHERE minute < ?1", [minute])
+        .map_err(backend("prune authorizations"))?;
+    let mut stmt = c
+        .prepare(
+            "SELECT handshake_code, SUM(ok), SUM(failed) FROM auth_minutes WHERE minute >= ?1
+             GROUP BY handshake_code ORDER BY handshake_code",
+        )
+        .map_err(backend("read authorizations"))?;
+    let rows = stmt
+        .query_map([minute], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(backend("read authorizations"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (code, ok, failed) = row.map_err(backend("read authorizations"))?;
+        out.push((
+            code,
+            u64::try_from(ok).unwrap_or(0),
+            u64::try_from(failed).unwrap_or(0),
+        ));
+    }
+    Ok(out)
+}
+
+pub fn levels(c: &Connection) -> StoreResult<Vec<(String, u8)>> {
+    let mut stmt = c
+        .prepare("SELECT key, level FROM alert_levels ORDER BY key")
+        .map_err(backend("read alert levels"))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(backend("read alert levels"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (key, level) = row.map_err(backend("read alert level"))?;
+        out.push((key, u8::try_from(level).unwrap_or(u8::MAX)));
+    }
+    Ok(out)
+}
+
+pub fn set_levels(c: &mut Connection, levels: &[(String, u8)]) -> StoreResult<()> {
+    let tx = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend("begin"))?;
+    for (key, level) in levels {
+        tx.execute(
+            "INSERT INTO alert_levels (key, level) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET level = excluded.level",
+            params![key, level],
+        )
+        .map_err(backend("write alert level"))?;
+    }
+    tx.commit().map_err(backend("commit alert levels"))
+}
+
+pub fn record(c: &mut Connection, at: UnixSeconds, subject: &str, body: &str) -> StoreResult<i64> {
+    c.execute(
+        "INSERT INTO alerts (at, subject, body, email, webhooks) VALUES (?1, ?2, ?3, 'pending', 'pending')",
+        params![at, subject, body],
+    )
+    .map_err(backend("record alert"))?;
+    Ok(c.last_insert_rowid())
+}
+
+pub fn set_delivery(c: &mut Connection, id: i64, email: &str, webhooks: &str) -> StoreResult<()> {
+    c.execute(
+        "UPDATE alerts SET email = ?2, webhooks = ?3 WHERE id = ?1",
+        params![id, email, webhooks],
+    )
+    .map_err(backend("record delivery"))?;
+    Ok(())
+}
+
+pub fn list(c: &Connection, limit: u32) -> StoreResult<Vec<AlertView>> {
+    let mut stmt = c
+        .prepare(
+            "SELECT id, at, subject, body, email, webhooks FROM alerts ORDER BY id DESC LIMIT ?1",
+        )
+        .map_err(backend("read alerts"))?;
+    let rows = stmt
+        .query_map([limit], |r| {
+            Ok(AlertView {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                subject: r.get(2)?,
+                body: r.get(3)?,
+                email: r.get(4)?,
+                webhooks: r.get(5)?,
+            })
+        })
+        .map_err(backend("read alerts"))?;
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(backend("read alert"))
+}
