@@ -145,6 +145,13 @@ impl TestServer {
                 .header("Authorization", &auth)
                 .call()
                 .unwrap(),
+            ("PUT_JSON", Some((ct, b))) => self
+                .agent
+                .put(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", ct)
+                .send(&b[..])
+                .unwrap(),
             ("POST", Some((ct, b))) => self
                 .agent
                 .post(&url)

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
+mod alerts;
 mod browser;
 mod cli;
 mod common;

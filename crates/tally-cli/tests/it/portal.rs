@@ -5,17 +5,17 @@ use std::time::Duration;
 use crate::common::*;
 
 /// A browser-like HTTP client: keeps one session cookie, follows no redirects.
-struct Visitor {
+pub struct Visitor {
     base: String,
     cookie: Option<String>,
     agent: ureq::Agent,
 }
 
-struct Page {
-    status: u16,
-    location: Option<String>,
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
     set_cookie: Option<String>,
-    body: String,
+    pub body: String,
 }
 
 impl Visitor {
@@ -58,7 +58,7 @@ impl Visitor {
         }
     }
 
-    fn get(&mut self, path: &str) -> Page {
+    pub fn get(&mut self, path: &str) -> Page {
         let mut req = self.agent.get(&format!("{}{path}", self.base));
         if let Some(c) = &self.cookie {
             req = req.header("Cookie", c);
@@ -67,7 +67,7 @@ impl Visitor {
         self.finish(resp)
     }
 
-    fn post(&mut self, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> Page {
+    pub fn post(&mut self, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> Page {
         let body: String = form
             .iter()
             .map(|(k, v)| format!("{k}={}", urlencode(v)))
@@ -88,7 +88,7 @@ impl Visitor {
     }
 
     /// The CSRF token of the page at `path`.
-    fn csrf(&mut self, path: &str) -> String {
+    pub fn csrf(&mut self, path: &str) -> String {
         let body = self.get(path).body;
         let at = body
             .find("name=\"csrf\" value=\"")
@@ -112,7 +112,7 @@ fn urlencode(v: &str) -> String {
 
 const PASSWORD: &str = "a long portal password";
 
-fn set_up(s: &TestServer) -> Visitor {
+pub fn set_up(s: &TestServer) -> Visitor {
     let mut v = Visitor::new(s);
     let p = v.post(
         "/setup",

@@ -2,6 +2,7 @@
 //! stylesheet, no JavaScript), guarded by a password set with a one-time setup token, a session
 //! cookie and a CSRF token on every form.
 
+mod alerting;
 mod auth;
 mod chart;
 mod pages;
@@ -64,6 +65,9 @@ pub fn router() -> Router<AppState> {
         .route("/statistics", get(stats::page))
         .route("/statistics.csv", get(stats::csv))
         .route("/audit", get(pages::audit))
+        .route("/alerts", get(alerting::history))
+        .route("/email", get(alerting::page).post(alerting::save))
+        .route("/webhooks", post(alerting::save_webhooks))
         .route("/static/tally.css", get(stylesheet))
         .layer(axum::middleware::map_response(security_headers))
 }

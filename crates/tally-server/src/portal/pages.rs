@@ -41,13 +41,14 @@ pub struct Notice {
     notice: Option<String>,
 }
 
-fn notice_text(n: &Notice) -> Option<String> {
+pub fn notice_text(n: &Notice) -> Option<String> {
     n.notice.as_deref().map(|k| {
         match k {
             "password" => "The password was changed.",
             "imported" => "The license was imported.",
             "saved" => "Saved.",
             "unregistered" => "The device was unregistered.",
+            "tested" => "Saved, and the test email was sent.",
             _ => "Done.",
         }
         .to_owned()
