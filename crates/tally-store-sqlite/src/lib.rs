@@ -120,6 +120,15 @@ impl Store for SqliteStore {
         self.read(move |c| usage::by_hour(c, &filter)).await
     }
 
+    async fn usage_by_item_hour(
+        &self,
+        filter: UsageFilter,
+        item_id: Option<String>,
+    ) -> StoreResult<Vec<ItemHourlyUsage>> {
+        self.read(move |c| usage::by_item_hour(c, &filter, item_id.as_deref()))
+            .await
+    }
+
     async fn unregister_device(&self, device_uuid: &str) -> StoreResult<u64> {
         let device = device_uuid.to_owned();
         self.write(move |c| devices::unregister(c, &device)).await

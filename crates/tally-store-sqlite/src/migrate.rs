@@ -14,6 +14,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0003_portal", include_str!("../migrations/0003_portal.sql")),
     ("0004_alerts", include_str!("../migrations/0004_alerts.sql")),
+    (
+        "0005_item_usage",
+        include_str!("../migrations/0005_item_usage.sql"),
+    ),
 ];
 
 /// The schema version this code writes.

@@ -5,7 +5,9 @@ use tally_core::admission::{device_active_until, seat_until};
 use tally_proto::UnixSeconds;
 use tally_proto::license::{LicenseItem, LicenseType};
 use tally_proto::slice::slice_of;
-use tally_store::{DailyUsage, HourlyUsage, ReportBatch, ReportOutcome, StoreResult, UsageFilter};
+use tally_store::{
+    DailyUsage, HourlyUsage, ItemHourlyUsage, ReportBatch, ReportOutcome, StoreResult, UsageFilter,
+};
 
 use crate::backend;
 use crate::devices::{record_exception, to_i64};
@@ -21,7 +23,7 @@ pub fn record(c: &mut Connection, batch: &ReportBatch) -> StoreResult<ReportOutc
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(backend("begin report"))?;
     let mut outcome = ReportOutcome::default();
-    let mut new_counts: Vec<&std::collections::BTreeMap<String, u64>> = Vec::new();
+    let mut new_counts: Vec<(i64, &std::collections::BTreeMap<String, u64>)> = Vec::new();
     {
         let mut insert = tx
             .prepare_cached(
@@ -57,7 +59,7 @@ pub fn record(c: &mut Connection, batch: &ReportBatch) -> StoreResult<ReportOutc
                     .map_err(backend("add usage"))?;
             }
             outcome.accepted.push(report.report_id.clone());
-            new_counts.push(&report.counts);
+            new_counts.push((report.slice, &report.counts));
         }
     }
     renew_and_charge(&tx, batch, &new_counts)?;
@@ -71,7 +73,7 @@ pub fn record(c: &mut Connection, batch: &ReportBatch) -> StoreResult<ReportOutc
 fn renew_and_charge(
     tx: &Transaction<'_>,
     batch: &ReportBatch,
-    new_counts: &[&std::collections::BTreeMap<String, u64>],
+    new_counts: &[(i64, &std::collections::BTreeMap<String, u64>)],
 ) -> StoreResult<()> {
     let now = batch.received_at;
     let rows: Vec<(LicenseItem, UnixSeconds, UnixSeconds)> = {
@@ -96,6 +98,26 @@ fn renew_and_charge(
             .map(|(spec, until, seen)| parse_item(&spec).map(|i| (i, until, seen)))
             .collect::<StoreResult<_>>()?
     };
+    // Statistics per item: the item the device most recently used on this code.
+    if let Some((item, _, _)) = rows.iter().max_by_key(|(_, _, seen)| *seen) {
+        let mut add = tx
+            .prepare_cached(
+                "INSERT INTO usage_item_hourly (hour, item_id, feature, count) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (hour, item_id, feature) DO UPDATE SET count = count + excluded.count",
+            )
+            .map_err(backend("prepare item usage"))?;
+        for (slice, counts) in new_counts {
+            for (feature, n) in counts.iter() {
+                add.execute(params![
+                    slice.div_euclid(SLICES_PER_HOUR),
+                    item.id,
+                    feature,
+                    to_i64(*n)
+                ])
+                .map_err(backend("add item usage"))?;
+            }
+        }
+    }
     let charged = rows
         .iter()
         .filter(|(item, _, _)| item.license_type == LicenseType::PerUsage)
@@ -104,7 +126,7 @@ fn renew_and_charge(
     if let Some(item) = charged {
         let total: u64 = new_counts
             .iter()
-            .flat_map(|counts| counts.iter())
+            .flat_map(|(_, counts)| counts.iter())
             .filter(|(feature, _)| item.counts_feature(feature))
             .fold(0u64, |sum, (_, n)| sum.saturating_add(*n));
         if total > 0 {
@@ -204,4 +226,32 @@ pub fn by_hour(c: &Connection, f: &UsageFilter) -> StoreResult<Vec<HourlyUsage>>
         .map_err(backend("query usage"))?;
     rows.collect::<Result<Vec<_>, _>>()
         .map_err(backend("read usage"))
+}
+
+pub fn by_item_hour(
+    c: &Connection,
+    f: &UsageFilter,
+    item: Option<&str>,
+) -> StoreResult<Vec<ItemHourlyUsage>> {
+    let mut stmt = c
+        .prepare(
+            "SELECT hour, item_id, feature, count FROM usage_item_hourly
+             WHERE (?1 IS NULL OR hour >= ?1 * 24)
+               AND (?2 IS NULL OR hour < (?2 + 1) * 24)
+               AND (?3 IS NULL OR item_id = ?3)
+             ORDER BY hour, item_id, feature",
+        )
+        .map_err(backend("query item usage"))?;
+    let rows = stmt
+        .query_map(params![f.from_day, f.to_day, item], |r| {
+            Ok(ItemHourlyUsage {
+                hour: r.get(0)?,
+                item_id: r.get(1)?,
+                feature: r.get(2)?,
+                count: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+            })
+        })
+        .map_err(backend("query item usage"))?;
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(backend("read item usage"))
 }

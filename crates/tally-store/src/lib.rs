@@ -78,6 +78,14 @@ pub trait Store: Send + Sync + 'static {
     /// Usage per UTC hour, handshake code and feature (days of the filter, inclusive).
     async fn usage_by_hour(&self, filter: UsageFilter) -> StoreResult<Vec<HourlyUsage>>;
 
+    /// Usage per UTC hour, item and feature over the filter's days; `item_id` narrows to one item
+    /// (the filter's handshake code is ignored).
+    async fn usage_by_item_hour(
+        &self,
+        filter: UsageFilter,
+        item_id: Option<String>,
+    ) -> StoreResult<Vec<ItemHourlyUsage>>;
+
     /// Frees every place a device holds (the admin unregistered it); returns how many.
     async fn unregister_device(&self, device_uuid: &str) -> StoreResult<u64>;
 

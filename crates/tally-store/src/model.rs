@@ -195,3 +195,12 @@ pub struct HourlyUsage {
     pub feature: String,
     pub count: u64,
 }
+
+/// Usage per UTC hour, license item and feature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemHourlyUsage {
+    pub hour: i64,
+    pub item_id: String,
+    pub feature: String,
+    pub count: u64,
+}

@@ -388,6 +388,11 @@ fn statistics_export_csv_of_reported_usage() {
         page.contains("<svg") && page.contains("2026-06-01 00h: 7"),
         "the chart shows the hour's usage"
     );
-    let p = v.get("/statistics.csv");
-    assert_eq!(p.status, 200);
+    let per_item = v.get("/statistics.csv?days=7&item=L-1-1").body;
+    assert_eq!(
+        per_item,
+        "day,item_id,feature,count\n2026-06-01,L-1-1,scan,7\n"
+    );
+    let other_item = v.get("/statistics.csv?days=7&item=L-9-9").body;
+    assert_eq!(other_item, "day,item_id,feature,count\n");
 }

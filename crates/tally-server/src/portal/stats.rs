@@ -23,11 +23,14 @@ pub struct StatsQuery {
     days: Option<String>,
     #[serde(default)]
     by: String,
+    #[serde(default)]
+    item: String,
 }
 
 /// The query as shown back in the form, after clamping.
 pub struct Shown {
     code: String,
+    item: String,
     feature: String,
     days: i64,
     by: &'static str,
@@ -42,6 +45,7 @@ fn normalize(q: StatsQuery) -> Shown {
         .clamp(1, 366);
     Shown {
         code: q.code,
+        item: q.item,
         feature: q.feature,
         days,
         by: if q.by == "hour" { "hour" } else { "day" },
@@ -61,55 +65,76 @@ async fn collect(
         handshake_code: (!q.code.is_empty()).then(|| q.code.clone()),
     };
     let keep = |feature: &str| q.feature.is_empty() || q.feature == feature;
-    let mut rows = Vec::new();
-    let mut bars = Vec::new();
-    if q.by == "hour" {
-        for h in (from * 24)..((today + 1) * 24) {
-            bars.push((
-                format!("{} {:02}h", format_day(h.div_euclid(24)), h.rem_euclid(24)),
-                0u64,
-            ));
-        }
-        for u in state
+    // One sample per (hour, scope, feature), where the scope is the code or, per item, the item.
+    let samples: Vec<(i64, String, String, u64)> = if q.item.is_empty() {
+        state
             .store
             .usage_by_hour(filter)
             .await?
             .into_iter()
-            .filter(|u| keep(&u.feature))
-        {
-            let label = format!(
-                "{} {:02}h",
-                format_day(u.hour.div_euclid(24)),
-                u.hour.rem_euclid(24)
-            );
-            if let Some(bar) = usize::try_from(u.hour - from * 24)
-                .ok()
-                .and_then(|i| bars.get_mut(i))
-            {
-                bar.1 += u.count;
-            }
-            rows.push((label, u.handshake_code, u.feature, u.count));
-        }
+            .map(|u| (u.hour, u.handshake_code, u.feature, u.count))
+            .collect()
     } else {
-        for d in from..=today {
-            bars.push((format_day(d), 0u64));
-        }
-        for u in state
+        state
             .store
-            .usage_by_day(filter)
+            .usage_by_item_hour(filter, Some(q.item.clone()))
             .await?
             .into_iter()
-            .filter(|u| keep(&u.feature))
-        {
-            if let Some(bar) = usize::try_from(u.day - from)
-                .ok()
-                .and_then(|i| bars.get_mut(i))
-            {
-                bar.1 += u.count;
-            }
-            rows.push((format_day(u.day), u.handshake_code, u.feature, u.count));
+            .map(|u| (u.hour, u.item_id, u.feature, u.count))
+            .collect()
+    };
+    let per_hour = q.by == "hour";
+    let label = |hour: i64| {
+        if per_hour {
+            format!(
+                "{} {:02}h",
+                format_day(hour.div_euclid(24)),
+                hour.rem_euclid(24)
+            )
+        } else {
+            format_day(hour.div_euclid(24))
         }
+    };
+    let (first, buckets) = if per_hour {
+        (from * 24, (today - from + 1) * 24)
+    } else {
+        (from, today - from + 1)
+    };
+    let mut bars: Vec<(String, u64)> = (0..buckets)
+        .map(|i| {
+            (
+                label(if per_hour {
+                    first + i
+                } else {
+                    (first + i) * 24
+                }),
+                0,
+            )
+        })
+        .collect();
+    let mut totals: std::collections::BTreeMap<(i64, String, String), u64> =
+        std::collections::BTreeMap::new();
+    for (hour, scope, feature, count) in samples.into_iter().filter(|s| keep(&s.2)) {
+        let bucket = if per_hour { hour } else { hour.div_euclid(24) };
+        if let Some(bar) = usize::try_from(bucket - first)
+            .ok()
+            .and_then(|i| bars.get_mut(i))
+        {
+            bar.1 += count;
+        }
+        *totals.entry((bucket, scope, feature)).or_insert(0) += count;
     }
+    let rows = totals
+        .into_iter()
+        .map(|((bucket, scope, feature), count)| {
+            (
+                label(if per_hour { bucket } else { bucket * 24 }),
+                scope,
+                feature,
+                count,
+            )
+        })
+        .collect();
     Ok((rows, bars))
 }
 
@@ -119,6 +144,7 @@ struct StatsPage {
     nav: Nav,
     query: Shown,
     codes: Vec<String>,
+    items: Vec<String>,
     features: Vec<String>,
     chart: String,
     rows: Vec<(String, String, String, u64)>,
@@ -151,6 +177,13 @@ pub async fn page(
         .collect();
     features.sort();
     features.dedup();
+    let items = state
+        .store
+        .items(state.now())
+        .await?
+        .into_iter()
+        .map(|i| i.item.id)
+        .collect();
     let chart = chart::bars(&format!("Usage per {}", query.by), &bars);
     Ok(render(&StatsPage {
         nav: Nav {
@@ -162,6 +195,7 @@ pub async fn page(
         },
         query,
         codes,
+        items,
         features,
         chart,
         rows,
@@ -186,7 +220,12 @@ pub async fn csv(
     }
     let query = normalize(q);
     let (rows, _) = collect(&state, &query).await?;
-    let mut out = format!("{},handshake_code,feature,count\n", query.by);
+    let scope = if query.item.is_empty() {
+        "handshake_code"
+    } else {
+        "item_id"
+    };
+    let mut out = format!("{},{scope},feature,count\n", query.by);
     for (period, code, feature, count) in rows {
         out.push_str(&format!(
             "{},{},{},{count}\n",
