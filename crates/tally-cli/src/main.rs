@@ -1,6 +1,7 @@
 //! `tally`: one binary for the server, the vendor's tools, the administrator and a shell client.
 
 mod admin;
+mod bench;
 mod client;
 mod demo;
 mod serve;
@@ -36,6 +37,11 @@ enum Command {
     Client(client::ClientArgs),
     /// Print the table of stable error codes (Markdown).
     ErrorCodes,
+    /// Load-test a real server against bare baselines on this machine (loopback only).
+    Bench(bench::BenchArgs),
+    /// Serve the benchmark baselines (started by `tally bench`).
+    #[command(hide = true)]
+    BenchBaseline(bench::BaselineArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +54,8 @@ fn main() -> std::process::ExitCode {
         Command::Vendor(cmd) => vendor::run(cmd, now),
         Command::Admin(args) => admin::run(args),
         Command::Client(args) => client::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::BenchBaseline(args) => bench::baseline(args),
         Command::ErrorCodes => {
             print!("{}", tally_proto::error::markdown_table());
             Ok(())

@@ -228,3 +228,36 @@ fn the_demo_server_authorizes_the_demo_client() {
     );
     assert!(devices.contains("demo device"), "{devices}");
 }
+
+#[test]
+fn the_load_generator_runs_every_phase_without_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(
+        dir.path(),
+        &[
+            "bench",
+            "--seconds",
+            "1",
+            "--connections",
+            "2",
+            "--devices",
+            "10",
+            "--no-pin",
+        ],
+    );
+    for phase in [
+        "bare echo (baseline)",
+        "crypto only (baseline)",
+        "authorize",
+        "usage report",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(phase))
+            .unwrap_or_else(|| panic!("no {phase} in {out}"));
+        let errors: u64 = line.split_whitespace().last().unwrap().parse().unwrap();
+        assert_eq!(errors, 0, "{line}");
+    }
+    assert!(out.contains("authorize / crypto-only baseline:"), "{out}");
+    assert!(out.contains("server RSS after the run:"), "{out}");
+}

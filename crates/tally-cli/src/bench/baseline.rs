@@ -1,0 +1,70 @@
+//! Baseline servers measured in the same run as Tally: a bare JSON echo (the HTTP floor) and a
+//! crypto-only endpoint doing exactly the public-key work of an authorization (HPKE open, Ed25519
+//! signature of a grant, sealed reply) with no store and no rules.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use tally_crypto::envelope::open_request;
+use tally_crypto::{EncryptionKeyPair, SigningKey};
+use tally_proto::wire::{Envelope, Grant, GrantedItem};
+
+/// Keys of the crypto-only baseline.
+pub struct CryptoKeys {
+    pub encryption: EncryptionKeyPair,
+    pub signing: SigningKey,
+}
+
+async fn echo(body: Bytes) -> Bytes {
+    body
+}
+
+async fn crypto(State(keys): State<Arc<CryptoKeys>>, body: Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(&body) else {
+        return (axum::http::StatusCode::BAD_REQUEST, "bad envelope").into_response();
+    };
+    let Ok(opened) = open_request(&keys.encryption, "authorize", &envelope) else {
+        return (axum::http::StatusCode::BAD_REQUEST, "cannot open").into_response();
+    };
+    let grant = Grant {
+        grant_id: "baseline".into(),
+        server_uuid: "baseline".into(),
+        device_uuid: "baseline".into(),
+        organization: "baseline".into(),
+        handshake_code: "baseline".into(),
+        items: vec![GrantedItem {
+            license_id: "L".into(),
+            item_id: "I".into(),
+            product: "p".into(),
+            modules: vec![],
+            license_type: tally_proto::license::LicenseType::PerDevice,
+            end: 0,
+        }],
+        issued_at: 0,
+        valid_until: 0,
+        seat_until: None,
+    };
+    let reply = tally_crypto::grant::sign_grant(&grant, &keys.signing)
+        .ok()
+        .and_then(|g| serde_json::to_vec(&g).ok())
+        .and_then(|plain| opened.reply_key.seal(&plain).ok());
+    match reply {
+        Some(sealed) => axum::Json(sealed).into_response(),
+        None => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "seal failed").into_response(),
+    }
+}
+
+/// Serves both baselines (`/echo`, `/crypto`) on `listener` until the process ends.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    keys: Arc<CryptoKeys>,
+) -> std::io::Result<()> {
+    let app = axum::Router::new()
+        .route("/echo", post(echo))
+        .route("/crypto", post(crypto))
+        .with_state(keys);
+    axum::serve(listener, app).await
+}

@@ -1,0 +1,306 @@
+//! `tally bench`: the project's load generator. It starts the real server (this binary, `serve`)
+//! on a temporary data directory, pinned to core 0 when `taskset` exists, and in the same run a
+//! bare JSON echo and a crypto-only baseline; then it drives each with real protocol requests and
+//! prints requests/s, p50/p99/p999 latency, errors, server RSS and the ratios to the baselines.
+//! Run it as `taskset -c 1 tally bench` to keep the load on the other core.
+
+mod baseline;
+mod load;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use tally_crypto::keys::EncryptionPublicKey;
+use tally_crypto::{EncryptionKeyPair, SigningKey};
+use tally_proto::license::{
+    ActiveWindow, LICENSE_FORMAT, License, LicenseItem, LicenseType, Organization,
+};
+
+use load::{Outcome, Phase, Target};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Seconds measured per phase (after a one-second warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Concurrent connections (one thread each).
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Distinct devices authorizing.
+    #[arg(long, default_value_t = 1000)]
+    pub devices: usize,
+    /// Do not pin the servers to core 0.
+    #[arg(long)]
+    pub no_pin: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BaselineArgs {
+    #[arg(long)]
+    pub listen: String,
+    /// File with the baseline's secret keys (written by `tally bench`).
+    #[arg(long)]
+    pub keys: std::path::PathBuf,
+}
+
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Starts this binary with `args`, on core 0 when asked and possible.
+fn spawn(args: &[&str], pin: bool, envs: &[(&str, &str)]) -> anyhow::Result<ChildGuard> {
+    let exe = std::env::current_exe().context("cannot find the tally binary")?;
+    let taskset = pin && Path::new("/usr/bin/taskset").exists();
+    let mut cmd = if taskset {
+        let mut c = Command::new("/usr/bin/taskset");
+        c.arg("-c").arg("0").arg(&exe);
+        c
+    } else {
+        Command::new(&exe)
+    };
+    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    Ok(ChildGuard(
+        cmd.spawn().context("cannot start a server process")?,
+    ))
+}
+
+fn wait_for(url: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    while agent.get(url).call().is_err() {
+        if Instant::now() > deadline {
+            bail!("{url} did not answer within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// The hidden `bench-baseline` subcommand: serves the baselines.
+pub fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.keys)?;
+    let mut lines = text.lines();
+    let keys = baseline::CryptoKeys {
+        encryption: EncryptionKeyPair::from_secret_base64(lines.next().unwrap_or(""))?,
+        signing: SigningKey::from_base64(lines.next().unwrap_or(""))?,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+        baseline::serve(listener, Arc::new(keys)).await
+    })?;
+    Ok(())
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let pin = !args.no_pin;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("server");
+    let token = tally_crypto::random_id()?;
+    let vendor = SigningKey::generate()?;
+    let vendor_public = vendor.verifying_key().to_base64();
+    let server_port = free_port()?;
+    let server_url = format!("http://127.0.0.1:{server_port}");
+    let listen = format!("127.0.0.1:{server_port}");
+    let server = spawn(
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "--data-dir",
+            data.to_str().unwrap_or("server"),
+            "--vendor-public-key",
+            &vendor_public,
+        ],
+        pin,
+        &[
+            ("TALLY_ADMIN_TOKEN", &token),
+            ("TALLY_HARDWARE_LABELS", "[\"machine-id\"]"),
+            ("RUST_LOG", "error"),
+        ],
+    )?;
+    wait_for(&format!("{server_url}/healthz"))?;
+
+    // A license for the load: per device, room for every bench device.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let auth = format!("Bearer {token}");
+    let request: tally_proto::license::ActivationRequest = serde_json::from_str(
+        &agent
+            .get(&format!("{server_url}/api/admin/activation-request"))
+            .header("Authorization", &auth)
+            .call()?
+            .body_mut()
+            .read_to_string()?,
+    )?;
+    let now = tally_core::Clock::now(&tally_core::SystemClock);
+    let license = License {
+        format: LICENSE_FORMAT.into(),
+        license_id: "BENCH".into(),
+        organization: Organization {
+            id: "bench".into(),
+            name: "Bench".into(),
+        },
+        alias: "bench".into(),
+        issued_at: now,
+        items: vec![LicenseItem {
+            id: "BENCH-1".into(),
+            product: "bench-app".into(),
+            versions: None,
+            modules: vec![],
+            license_type: LicenseType::PerDevice,
+            quantity: (args.devices as u64).max(1) * 2,
+            start: now - 86_400,
+            end: now + 365 * 86_400,
+            grace_percent: 10,
+            active_window: ActiveWindow::Days30,
+            metric: None,
+        }],
+    };
+    let issued = tally_crypto::document::issue_license(&license, &vendor)?;
+    let activated = tally_crypto::document::activate_license(&issued, &request, &vendor, now)?;
+    let mut resp = agent
+        .post(&format!("{server_url}/api/admin/licenses"))
+        .header("Authorization", &auth)
+        .send(activated.as_bytes())?;
+    if !resp.status().is_success() {
+        bail!(
+            "importing the bench license failed: {}",
+            resp.body_mut().read_to_string()?
+        );
+    }
+
+    // The baselines, in their own process on the same core.
+    let keys = baseline::CryptoKeys {
+        encryption: EncryptionKeyPair::generate()?,
+        signing: SigningKey::generate()?,
+    };
+    let keys_file = dir.path().join("baseline.keys");
+    std::fs::write(
+        &keys_file,
+        format!(
+            "{}\n{}\n",
+            keys.encryption.secret_to_base64(),
+            keys.signing.to_base64()
+        ),
+    )?;
+    let base_port = free_port()?;
+    let base_listen = format!("127.0.0.1:{base_port}");
+    let _baseline = spawn(
+        &[
+            "bench-baseline",
+            "--listen",
+            &base_listen,
+            "--keys",
+            keys_file.to_str().unwrap_or(""),
+        ],
+        pin,
+        &[],
+    )?;
+    let base_url = format!("http://{base_listen}");
+    wait_for(&format!("{base_url}/nothing"))?;
+
+    let per_thread = (args.devices / args.connections.max(1)).max(1);
+    let server_key = EncryptionPublicKey::from_base64(&request.server.encryption_key)?;
+    let tally = Target {
+        url: server_url.clone(),
+        key: server_key,
+        organization: "bench".into(),
+        product: "bench-app".into(),
+        handshake_code: "bench-default".into(),
+        devices_per_thread: per_thread,
+    };
+    let base = Target {
+        url: base_url,
+        key: keys.encryption.public(),
+        ..tally.clone()
+    };
+    let duration = Duration::from_secs(args.seconds.max(1));
+    println!(
+        "tally bench: {} connections, {} devices, {} s per phase, servers {} (cores: {})",
+        args.connections,
+        args.devices,
+        args.seconds,
+        if pin { "pinned to core 0" } else { "unpinned" },
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    let mut rows: Vec<(&str, Outcome)> = Vec::new();
+    for (name, phase, target) in [
+        ("bare echo (baseline)", Phase::Echo, &base),
+        ("crypto only (baseline)", Phase::Crypto, &base),
+        ("authorize", Phase::Authorize, &tally),
+        ("usage report", Phase::Report, &tally),
+    ] {
+        eprintln!("  running {name} …");
+        rows.push((name, load::run(phase, target, args.connections, duration)));
+    }
+    println!(
+        "{:<24} {:>10} {:>9} {:>9} {:>9} {:>8}",
+        "phase", "req/s", "p50 ms", "p99 ms", "p999 ms", "errors"
+    );
+    for (name, o) in &rows {
+        println!(
+            "{:<24} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8}",
+            name,
+            o.rate(),
+            o.quantile_ms(0.5),
+            o.quantile_ms(0.99),
+            o.quantile_ms(0.999),
+            o.errors
+        );
+    }
+    let rate = |i: usize| rows.get(i).map(|r| r.1.rate()).unwrap_or(0.0);
+    println!(
+        "authorize / crypto-only baseline: {:.0} %",
+        100.0 * rate(2) / rate(1).max(1e-9)
+    );
+    println!(
+        "usage report / bare echo:         {:.0} %",
+        100.0 * rate(3) / rate(0).max(1e-9)
+    );
+    if let Some(mib) = rss_mib(server.0.id()) {
+        println!("server RSS after the run: {mib:.1} MiB");
+    }
+    Ok(())
+}
