@@ -39,6 +39,8 @@ pub struct Inner {
     failed_logins: std::sync::Mutex<Vec<tally_proto::UnixSeconds>>,
     /// Internal errors on their way to the admin (see [`crate::alerts`]).
     errors: tokio::sync::mpsc::UnboundedSender<String>,
+    /// Activated license files by license id, sent with every grant as proof (read once).
+    certificates: std::sync::RwLock<Option<std::collections::HashMap<String, String>>>,
     error_receiver: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
 }
 
@@ -87,6 +89,7 @@ impl AppState {
             setup_token: tally_crypto::random_id().map_err(|e| e.to_string())?,
             failed_logins: std::sync::Mutex::new(Vec::new()),
             errors,
+            certificates: std::sync::RwLock::new(None),
             error_receiver: std::sync::Mutex::new(Some(error_receiver)),
         })))
     }
@@ -100,6 +103,36 @@ impl AppState {
         let since = self.now() - FAILED_LOGIN_WINDOW;
         failures.retain(|t| *t > since);
         failures
+    }
+
+    /// The activated license file of `license_id`, from memory after the first read.
+    pub async fn certificate(
+        &self,
+        license_id: &str,
+    ) -> Result<Option<String>, tally_store::StoreError> {
+        if let Some(map) = self
+            .certificates
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            return Ok(map.get(license_id).cloned());
+        }
+        let map: std::collections::HashMap<String, String> = self
+            .store
+            .licenses()
+            .await?
+            .into_iter()
+            .map(|l| (l.license.license_id, l.activated_text))
+            .collect();
+        let found = map.get(license_id).cloned();
+        *self.certificates.write().unwrap_or_else(|p| p.into_inner()) = Some(map);
+        Ok(found)
+    }
+
+    /// Forgets the cached license files (a license was imported).
+    pub fn licenses_changed(&self) {
+        *self.certificates.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Tells the admin about an internal error (failed write, failed background job).

@@ -1,6 +1,6 @@
 //! Authorization outcomes per minute, alert levels and the alert history.
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, params};
 use tally_proto::UnixSeconds;
 use tally_proto::admin::AlertView;
 use tally_store::StoreResult;
@@ -70,9 +70,7 @@ pub fn levels(c: &Connection) -> StoreResult<Vec<(String, u8)>> {
 }
 
 pub fn set_levels(c: &mut Connection, levels: &[(String, u8)]) -> StoreResult<()> {
-    let tx = c
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(backend("begin"))?;
+    let tx = c.savepoint().map_err(backend("begin"))?;
     for (key, level) in levels {
         tx.execute(
             "INSERT INTO alert_levels (key, level) VALUES (?1, ?2)

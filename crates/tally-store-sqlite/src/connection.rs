@@ -8,7 +8,14 @@ use tally_store::{StoreError, StoreResult};
 
 use crate::{backend, migrate};
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// A write: runs inside the batch's transaction and returns what to do once the batch's fate
+/// (committed or not) is known.
+type Job = Box<dyn FnOnce(&mut Connection) -> Reply + Send>;
+/// Answers the caller after the commit: an acknowledged write is a durable write.
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// Most writes committed together (group commit).
+const MAX_BATCH: usize = 512;
 
 /// Idle read connections kept for reuse.
 const MAX_IDLE_READERS: usize = 8;
@@ -53,8 +60,15 @@ pub(crate) fn open(path: &Path) -> StoreResult<SqliteStore> {
         .name("tally-sqlite-writer".into())
         .spawn(move || {
             // Jobs run one after another; the thread ends when every store handle is dropped.
-            while let Ok(job) = rx.recv() {
-                job(&mut conn);
+            while let Ok(first) = rx.recv() {
+                let mut jobs = vec![first];
+                while jobs.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+                run_batch(&mut conn, jobs);
             }
         })
         .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
@@ -67,8 +81,33 @@ pub(crate) fn open(path: &Path) -> StoreResult<SqliteStore> {
     })
 }
 
+/// Group commit: every job waiting runs in one transaction (each inside its own savepoint, so a
+/// failing job undoes only its own changes), then one commit makes them all durable, and only
+/// then are the callers answered.
+fn run_batch(conn: &mut Connection, jobs: Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let e = format!("cannot begin a write: {e}");
+        for job in jobs {
+            // The job is not run; its caller hears why.
+            drop(job);
+            tracing::error!(error = %e, "write refused");
+        }
+        return;
+    }
+    let replies: Vec<Reply> = jobs.into_iter().map(|job| job(conn)).collect();
+    let committed = conn
+        .execute_batch("COMMIT")
+        .map_err(|e| format!("commit failed: {e}"));
+    if committed.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for reply in replies {
+        reply(committed.clone());
+    }
+}
+
 impl SqliteStore {
-    /// Runs `f` on the writer thread and waits for its result.
+    /// Runs `f` on the writer thread and waits until its result is committed.
     pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -76,7 +115,10 @@ impl SqliteStore {
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            let _ = reply.send(f(conn));
+            let result = f(conn);
+            Box::new(move |committed: Result<(), String>| {
+                let _ = reply.send(committed.map_err(StoreError::Backend).and_then(|()| result));
+            })
         });
         {
             let sender = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
@@ -84,9 +126,9 @@ impl SqliteStore {
                 .send(job)
                 .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
         }
-        answer
-            .await
-            .map_err(|_| StoreError::Backend("the writer thread dropped a job".into()))?
+        answer.await.map_err(|_| {
+            StoreError::Backend("the write could not begin (see the server log)".into())
+        })?
     }
 
     /// Runs `f` on a read connection in the blocking pool.

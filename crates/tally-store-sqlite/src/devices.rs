@@ -1,6 +1,6 @@
 //! Device registrations and the quota decision that creates them.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tally_core::admission::{Ask, Decision, ItemState, allowance_year_start, decide};
 use tally_proto::UnixSeconds;
 use tally_proto::license::LicenseItem;
@@ -13,9 +13,7 @@ use crate::backend;
 /// all in one `BEGIN IMMEDIATE` transaction on the writer: nobody else can take a place between
 /// the count and the write.
 pub fn admit(c: &mut Connection, req: &AdmitRequest) -> StoreResult<Admission> {
-    let tx = c
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(backend("begin admission"))?;
+    let tx = c.savepoint().map_err(backend("begin admission"))?;
     let mut states = Vec::with_capacity(req.candidates.len());
     for item in &req.candidates {
         states.push(item_state(&tx, item, &req.device_uuid, &req.ask, req.now)?);
@@ -190,9 +188,7 @@ pub fn trial(
     now: UnixSeconds,
     length: i64,
 ) -> StoreResult<UnixSeconds> {
-    let tx = c
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(backend("begin trial"))?;
+    let tx = c.savepoint().map_err(backend("begin trial"))?;
     let existing: Option<i64> = tx
         .query_row(
             "SELECT ends_at FROM trials WHERE device_uuid = ?1",

@@ -1,6 +1,6 @@
 //! Organizations and handshake codes.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tally_proto::admin::ValidationRules;
 use tally_store::{
     HandshakeChange, HandshakeRow, NewHandshake, OrganizationRow, StoreError, StoreResult,
@@ -26,9 +26,7 @@ pub fn organization(c: &Connection, id: &str) -> StoreResult<Option<Organization
 }
 
 pub fn create(c: &mut Connection, h: &NewHandshake) -> StoreResult<()> {
-    let tx = c
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(backend("begin"))?;
+    let tx = c.savepoint().map_err(backend("begin"))?;
     if organization(&tx, &h.organization)?.is_none() {
         return Err(StoreError::NotFound(format!(
             "organization {}",
@@ -100,9 +98,7 @@ fn attach_items(c: &Connection, code: &str, items: &[String]) -> StoreResult<()>
 }
 
 pub fn update(c: &mut Connection, code: &str, change: &HandshakeChange) -> StoreResult<()> {
-    let tx = c
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(backend("begin"))?;
+    let tx = c.savepoint().map_err(backend("begin"))?;
     let org: Option<String> = tx
         .query_row(
             "SELECT organization FROM handshakes WHERE code = ?1",

@@ -1,6 +1,6 @@
 //! Settings, licenses and their items.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tally_proto::UnixSeconds;
 use tally_proto::license::{License, LicenseItem, LicenseType};
 use tally_store::{ImportOutcome, NewLicense, StoreError, StoreResult, StoredItem, StoredLicense};
@@ -27,9 +27,7 @@ pub fn put_setting(c: &mut Connection, key: &str, value: &str) -> StoreResult<()
 
 /// See [`tally_store::Store::import_license`].
 pub fn import(c: &mut Connection, new: &NewLicense) -> StoreResult<ImportOutcome> {
-    let tx = c
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(backend("begin import"))?;
+    let tx = c.savepoint().map_err(backend("begin import"))?;
     let license = &new.license;
     let org = &license.organization;
     let existing_default: Option<String> = tx

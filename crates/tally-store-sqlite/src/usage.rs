@@ -1,6 +1,6 @@
 //! Usage reports, counted exactly once, and their daily statistics.
 
-use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, Savepoint, params};
 use tally_core::admission::{device_active_until, seat_until};
 use tally_proto::UnixSeconds;
 use tally_proto::license::{LicenseItem, LicenseType};
@@ -19,9 +19,7 @@ const SLICES_PER_HOUR: i64 = 20;
 /// Records a batch in one transaction: a report id seen before is skipped, a new one adds its
 /// counts to the hourly counters. Also refreshes the device's last contact.
 pub fn record(c: &mut Connection, batch: &ReportBatch) -> StoreResult<ReportOutcome> {
-    let tx = c
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(backend("begin report"))?;
+    let tx = c.savepoint().map_err(backend("begin report"))?;
     let mut outcome = ReportOutcome::default();
     let mut new_counts: Vec<(i64, &std::collections::BTreeMap<String, u64>)> = Vec::new();
     {
@@ -71,7 +69,7 @@ pub fn record(c: &mut Connection, batch: &ReportBatch) -> StoreResult<ReportOutc
 /// renewed, concurrent overuse is recorded for the slice, and new usage is charged to the
 /// per-usage item the device was most recently admitted to on the code.
 fn renew_and_charge(
-    tx: &Transaction<'_>,
+    tx: &Savepoint<'_>,
     batch: &ReportBatch,
     new_counts: &[(i64, &std::collections::BTreeMap<String, u64>)],
 ) -> StoreResult<()> {

@@ -115,14 +115,7 @@ async fn authorize_on(
     };
     let signed = tally_crypto::grant::sign_grant(&grant, &state.identity.signing)
         .map_err(|_| ApiError::plain(ErrorCode::Internal))?;
-    let certificates = state
-        .store
-        .licenses()
-        .await?
-        .into_iter()
-        .filter(|l| &l.license.license_id == license_id)
-        .map(|l| l.activated_text)
-        .collect();
+    let certificates = state.certificate(license_id).await?.into_iter().collect();
     tracing::info!(device = %req.device_uuid, code = %handshake.code, item = %item.id, "authorized");
     Ok(AuthorizeResponse {
         grant: signed,

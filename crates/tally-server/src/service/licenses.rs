@@ -52,6 +52,7 @@ pub async fn import(state: &AppState, text: &str) -> ApiResult<ImportedLicense> 
             imported_at: state.now(),
         })
         .await?;
+    state.licenses_changed();
     tracing::info!(license = %license.license_id, organization = %org, new = outcome.newly_imported, "imported license");
     Ok(ImportedLicense {
         license_id: license.license_id,
