@@ -117,7 +117,7 @@ impl SqliteStore {
         let job: Job = Box::new(move |conn| {
             let result = f(conn);
             Box::new(move |committed: Result<(), String>| {
-                let _ = reply.send(committed.map_err(StoreError::Backend).and_then(|()| result));
+                let _ = reply.send(committed.map_err(StoreError::Backend).and(result));
             })
         });
         {
