@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use tally_core::admission::{Ask, Decision, ItemState, allowance_year_start, decide};
 use tally_proto::UnixSeconds;
-use tally_proto::license::LicenseItem;
+use tally_proto::license::{LicenseItem, LicenseType};
 use tally_proto::slice::slice_of;
 use tally_store::{Admission, AdmitRequest, DeviceRow, StoreResult};
 
@@ -104,54 +104,70 @@ fn item_state(
         .optional()
         .map_err(backend("read device"))?;
     let today = now.div_euclid(86_400);
-    let others_active = count(
-        c,
-        "SELECT COUNT(*) FROM devices WHERE item_id = ?1 AND active_until > ?2 AND device_uuid <> ?3",
-        params![item.id, now, device],
-    )?;
-    let others_today = count(
-        c,
-        "SELECT COUNT(*) FROM devices WHERE item_id = ?1 AND active_day = ?2 AND active_until > ?3 AND device_uuid <> ?4",
-        params![item.id, today, now, device],
-    )?;
-    let other_units = count(
-        c,
-        "SELECT SUM(units) FROM devices WHERE item_id = ?1 AND active_until > ?2 AND device_uuid <> ?3",
-        params![item.id, now, device],
-    )?;
-    let exceptions = count(
-        c,
-        "SELECT SUM(excess) FROM exceptions WHERE item_id = ?1 AND slice >= ?2",
-        params![item.id, slice_of(allowance_year_start(item, now))],
-    )?;
-    let usage = count(
-        c,
-        "SELECT used FROM item_usage WHERE item_id = ?1",
-        params![item.id],
-    )?;
-    let domain = ask.domain.clone().unwrap_or_default();
-    let other_domains = count(
-        c,
-        "SELECT COUNT(DISTINCT domain) FROM devices
-         WHERE item_id = ?1 AND active_until > ?2 AND domain IS NOT NULL AND domain <> ?3",
-        params![item.id, now, domain],
-    )?;
-    let domain_known = count(
-        c,
-        "SELECT COUNT(*) FROM devices WHERE item_id = ?1 AND active_until > ?2 AND domain = ?3",
-        params![item.id, now, domain],
-    )? > 0;
-    Ok(ItemState {
-        other_active_devices: to_u64(others_active),
+    let mut state = ItemState {
         device_active: own.is_some_and(|(until, _)| until > now),
-        other_devices_today: to_u64(others_today),
         device_seen_today: own.is_some_and(|(until, day)| until > now && day == Some(today)),
-        other_units: to_u64(other_units),
-        exceptions_this_year: to_u64(exceptions),
-        usage_used: to_u64(usage),
-        other_domains: to_u64(other_domains),
-        domain_known,
-    })
+        ..ItemState::default()
+    };
+    // Only what the item's type decides on is counted; a device that already holds its place
+    // needs no count at all.
+    match item.license_type {
+        LicenseType::PerDevice if !state.device_active => {
+            state.other_active_devices = to_u64(count(
+                c,
+                "SELECT COUNT(*) FROM devices WHERE item_id = ?1 AND active_until > ?2 AND device_uuid <> ?3",
+                params![item.id, now, device],
+            )?);
+        }
+        LicenseType::PerActiveDevice if !state.device_seen_today => {
+            state.other_devices_today = to_u64(count(
+                c,
+                "SELECT COUNT(*) FROM devices WHERE item_id = ?1 AND active_day = ?2 AND active_until > ?3 AND device_uuid <> ?4",
+                params![item.id, today, now, device],
+            )?);
+        }
+        LicenseType::ConcurrentDevice
+        | LicenseType::ConcurrentInstance
+        | LicenseType::PerInstance => {
+            state.other_units = to_u64(count(
+                c,
+                "SELECT SUM(units) FROM devices WHERE item_id = ?1 AND active_until > ?2 AND device_uuid <> ?3",
+                params![item.id, now, device],
+            )?);
+            if item.license_type != LicenseType::PerInstance {
+                state.exceptions_this_year = to_u64(count(
+                    c,
+                    "SELECT SUM(excess) FROM exceptions WHERE item_id = ?1 AND slice >= ?2",
+                    params![item.id, slice_of(allowance_year_start(item, now))],
+                )?);
+            }
+        }
+        LicenseType::PerUsage => {
+            state.usage_used = to_u64(count(
+                c,
+                "SELECT used FROM item_usage WHERE item_id = ?1",
+                params![item.id],
+            )?);
+        }
+        LicenseType::PerDomain => {
+            let domain = ask.domain.clone().unwrap_or_default();
+            state.domain_known = count(
+                c,
+                "SELECT COUNT(*) FROM devices WHERE item_id = ?1 AND active_until > ?2 AND domain = ?3",
+                params![item.id, now, domain],
+            )? > 0;
+            if !state.domain_known {
+                state.other_domains = to_u64(count(
+                    c,
+                    "SELECT COUNT(DISTINCT domain) FROM devices
+                     WHERE item_id = ?1 AND active_until > ?2 AND domain IS NOT NULL AND domain <> ?3",
+                    params![item.id, now, domain],
+                )?);
+            }
+        }
+        LicenseType::PerDevice | LicenseType::PerActiveDevice => {}
+    }
+    Ok(state)
 }
 
 pub fn list(c: &Connection) -> StoreResult<Vec<DeviceRow>> {
