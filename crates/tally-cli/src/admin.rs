@@ -171,26 +171,27 @@ impl Api {
         self.finish(resp)
     }
 
-    fn put<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> anyhow::Result<T> {
-        let resp = self
-            .agent
-            .put(&self.url(path))
+    /// Sends `body` with `req` (a POST, PUT or PATCH) and reads the answer.
+    fn with_body<T: DeserializeOwned>(
+        &self,
+        req: ureq::RequestBuilder<ureq::typestate::WithBody>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<T> {
+        let resp = req
             .header("Authorization", &format!("Bearer {}", self.token))
-            .header("Content-Type", "application/json")
+            .header("Content-Type", content_type)
             .send(&body[..])
             .with_context(|| format!("cannot reach {}", self.base))?;
         self.finish(resp)
     }
 
+    fn put<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> anyhow::Result<T> {
+        self.with_body(self.agent.put(&self.url(path)), "application/json", body)
+    }
+
     fn patch<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> anyhow::Result<T> {
-        let resp = self
-            .agent
-            .patch(&self.url(path))
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .header("Content-Type", "application/json")
-            .send(&body[..])
-            .with_context(|| format!("cannot reach {}", self.base))?;
-        self.finish(resp)
+        self.with_body(self.agent.patch(&self.url(path)), "application/json", body)
     }
 
     fn post<T: DeserializeOwned>(
@@ -199,14 +200,7 @@ impl Api {
         content_type: &str,
         body: Vec<u8>,
     ) -> anyhow::Result<T> {
-        let resp = self
-            .agent
-            .post(&self.url(path))
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .header("Content-Type", content_type)
-            .send(&body[..])
-            .with_context(|| format!("cannot reach {}", self.base))?;
-        self.finish(resp)
+        self.with_body(self.agent.post(&self.url(path)), content_type, body)
     }
 }
 

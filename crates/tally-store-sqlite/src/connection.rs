@@ -1,5 +1,7 @@
 //! Connections: one writer thread fed through a channel, and a small pool of read connections.
 
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -28,7 +30,7 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    writer: Mutex<mpsc::Sender<Job>>,
+    writer: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -58,47 +60,72 @@ pub(crate) fn open(path: &Path) -> StoreResult<SqliteStore> {
     let (tx, rx) = mpsc::channel::<Job>();
     std::thread::Builder::new()
         .name("tally-sqlite-writer".into())
-        .spawn(move || {
-            // Jobs run one after another; the thread ends when every store handle is dropped.
-            while let Ok(first) = rx.recv() {
-                let mut jobs = vec![first];
-                while jobs.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(job) => jobs.push(job),
-                        Err(_) => break,
-                    }
-                }
-                run_batch(&mut conn, jobs);
-            }
-        })
+        .spawn(move || run_writer(&mut conn, &rx))
         .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
     Ok(SqliteStore {
         inner: Arc::new(Inner {
             path: path.to_owned(),
-            writer: Mutex::new(tx),
+            writer: tx,
             readers: Mutex::new(Vec::new()),
         }),
     })
 }
 
-/// Group commit: every job waiting runs in one transaction (each inside its own savepoint, so a
-/// failing job undoes only its own changes), then one commit makes them all durable, and only
-/// then are the callers answered.
-fn run_batch(conn: &mut Connection, jobs: Vec<Job>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let e = format!("cannot begin a write: {e}");
-        for job in jobs {
-            // The job is not run; its caller hears why.
-            drop(job);
-            tracing::error!(error = %e, "write refused");
+/// The writer thread: jobs run one after another, waiting ones grouped into one transaction.
+/// It ends when every store handle is dropped.
+fn run_writer(conn: &mut Connection, rx: &mpsc::Receiver<Job>) {
+    let mut pending = VecDeque::new();
+    loop {
+        if pending.is_empty() {
+            match rx.recv() {
+                Ok(job) => pending.push_back(job),
+                Err(_) => return,
+            }
         }
+        while pending.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => pending.push_back(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(conn, &mut pending);
+    }
+}
+
+/// Group commit: jobs from the front of `pending` run in one transaction (each inside its own
+/// savepoint, so a failing job undoes only its own changes), then one commit makes them all
+/// durable, and only then are the callers answered. If SQLite abandons the transaction itself
+/// (disk full, I/O error), the jobs run so far are answered with the failure and the rest stay in
+/// `pending` for a fresh transaction, so no write is ever acknowledged without being committed.
+fn run_batch(conn: &mut Connection, pending: &mut VecDeque<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // The jobs are dropped unrun; their callers hear that the write was not carried out.
+        tracing::error!(error = %e, jobs = pending.len(), "cannot begin a write transaction");
+        pending.clear();
         return;
     }
-    let replies: Vec<Reply> = jobs.into_iter().map(|job| job(conn)).collect();
-    let committed = conn
-        .execute_batch("COMMIT")
-        .map_err(|e| format!("commit failed: {e}"));
-    if committed.is_err() {
+    let mut replies: Vec<Reply> = Vec::with_capacity(pending.len());
+    let mut lost = None;
+    while let Some(job) = pending.pop_front() {
+        // A panicking job (a bug) must not take the writer down with it: its savepoint has rolled
+        // back during the unwind, and its caller sees its reply channel closed.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| job(conn))) {
+            Ok(reply) => replies.push(reply),
+            Err(_) => tracing::error!("a write job panicked; its changes were undone"),
+        }
+        if conn.is_autocommit() {
+            lost = Some("the database abandoned the write transaction (see the server log)");
+            break;
+        }
+    }
+    let committed = match lost {
+        Some(why) => Err(why.to_owned()),
+        None => conn.execute_batch("COMMIT").map_err(|e| {
+            tracing::error!(error = %e, "commit failed");
+            format!("commit failed: {e}")
+        }),
+    };
+    if committed.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
     for reply in replies {
@@ -120,18 +147,17 @@ impl SqliteStore {
                 let _ = reply.send(committed.map_err(StoreError::Backend).and(result));
             })
         });
-        {
-            let sender = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            sender
-                .send(job)
-                .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
-        }
+        self.inner
+            .writer
+            .send(job)
+            .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
         answer.await.map_err(|_| {
-            StoreError::Backend("the write could not begin (see the server log)".into())
+            StoreError::Backend("the write was not carried out (see the server log)".into())
         })?
     }
 
-    /// Runs `f` on a read connection in the blocking pool.
+    /// Runs `f` on a read connection in the blocking pool, inside one read transaction so that
+    /// reads made of several queries see a single snapshot.
     pub(crate) async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -148,7 +174,11 @@ impl SqliteStore {
                 Some(c) => c,
                 None => open_reader(&inner.path)?,
             };
-            let result = f(&conn);
+            let result = match conn.unchecked_transaction() {
+                // Dropping the transaction ends it (a rollback: nothing was written).
+                Ok(snapshot) => f(&snapshot),
+                Err(e) => Err(StoreError::Backend(format!("begin read: {e}"))),
+            };
             let mut idle = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
             if idle.len() < MAX_IDLE_READERS {
                 idle.push(conn);

@@ -18,6 +18,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_item_usage",
         include_str!("../migrations/0005_item_usage.sql"),
     ),
+    (
+        "0006_admitted_at",
+        include_str!("../migrations/0006_admitted_at.sql"),
+    ),
 ];
 
 /// The schema version this code writes.
@@ -34,7 +38,13 @@ pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
             "the database has schema version {current}, newer than this Tally knows ({SCHEMA_VERSION}); upgrade Tally"
         )));
     }
-    for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    // Tally never writes a negative version: such a file was not made by Tally.
+    let applied = usize::try_from(current).map_err(|_| {
+        StoreError::Backend(format!(
+            "the database has schema version {current}, which Tally never writes; is it a Tally database?"
+        ))
+    })?;
+    for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(applied) {
         let tx = conn.transaction().map_err(backend("begin migration"))?;
         tx.execute_batch(sql).map_err(backend(name))?;
         tx.pragma_update(None, "user_version", index as i64 + 1)

@@ -52,11 +52,7 @@ fn start_driver() -> Option<Driver> {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_port(port, "chromedriver");
     Some(Driver {
         child,
         url: format!("http://127.0.0.1:{port}"),
