@@ -30,12 +30,13 @@ pub fn admit(c: &mut Connection, req: &AdmitRequest) -> StoreResult<Admission> {
         let today = req.now.div_euclid(86_400);
         tx.execute(
             "INSERT INTO devices (item_id, device_uuid, handshake_code, friendly_name, first_seen,
-                                  last_seen, active_until, units, domain, active_day)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9)
+                                  last_seen, admitted_at, active_until, units, domain, active_day)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (item_id, device_uuid) DO UPDATE SET
                 handshake_code = excluded.handshake_code,
                 friendly_name = COALESCE(excluded.friendly_name, devices.friendly_name),
                 last_seen = excluded.last_seen,
+                admitted_at = excluded.admitted_at,
                 active_until = excluded.active_until,
                 units = excluded.units,
                 domain = COALESCE(excluded.domain, devices.domain),

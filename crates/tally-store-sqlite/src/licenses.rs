@@ -59,7 +59,14 @@ pub fn import(c: &mut Connection, new: &NewLicense) -> StoreResult<ImportOutcome
             default_code,
         });
     }
+    let mut ids = std::collections::HashSet::new();
     for item in &license.items {
+        if !ids.insert(item.id.as_str()) {
+            return Err(StoreError::Conflict(format!(
+                "item id {} appears twice in license {}",
+                item.id, license.license_id
+            )));
+        }
         let taken: Option<String> = tx
             .query_row(
                 "SELECT license_id FROM items WHERE item_id = ?1",
@@ -155,7 +162,9 @@ pub fn import(c: &mut Connection, new: &NewLicense) -> StoreResult<ImportOutcome
 
 pub fn list(c: &Connection) -> StoreResult<Vec<StoredLicense>> {
     let mut stmt = c
-        .prepare("SELECT payload, activated_text, imported_at FROM licenses ORDER BY imported_at, license_id")
+        .prepare(
+            "SELECT payload, activated_text, imported_at FROM licenses ORDER BY imported_at, rowid",
+        )
         .map_err(backend("list licenses"))?;
     let rows = stmt
         .query_map([], |r| {

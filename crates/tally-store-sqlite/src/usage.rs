@@ -1,5 +1,7 @@
 //! Usage reports, counted exactly once, and their daily statistics.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{Connection, Savepoint, params};
 use tally_core::admission::{device_active_until, seat_until};
 use tally_proto::UnixSeconds;
@@ -16,12 +18,31 @@ use crate::licenses::parse_item;
 /// Slices per hour (3-minute slices).
 const SLICES_PER_HOUR: i64 = 20;
 
+/// Counters saturate at `i64::MAX` instead of overflowing: SQLite would turn an overflowing sum
+/// into a REAL, which every later read of the counter would reject.
+macro_rules! saturating_add {
+    ($col:literal) => {
+        concat!(
+            $col,
+            " = CASE WHEN ",
+            $col,
+            " > 9223372036854775807 - excluded.",
+            $col,
+            " THEN 9223372036854775807 ELSE ",
+            $col,
+            " + excluded.",
+            $col,
+            " END"
+        )
+    };
+}
+
 /// Records a batch in one transaction: a report id seen before is skipped, a new one adds its
 /// counts to the hourly counters. Also refreshes the device's last contact.
 pub fn record(c: &mut Connection, batch: &ReportBatch) -> StoreResult<ReportOutcome> {
     let tx = c.savepoint().map_err(backend("begin report"))?;
     let mut outcome = ReportOutcome::default();
-    let mut new_counts: Vec<(i64, &std::collections::BTreeMap<String, u64>)> = Vec::new();
+    let mut new_counts: Vec<(i64, &BTreeMap<String, u64>)> = Vec::new();
     {
         let mut insert = tx
             .prepare_cached(
@@ -31,8 +52,11 @@ pub fn record(c: &mut Connection, batch: &ReportBatch) -> StoreResult<ReportOutc
             .map_err(backend("prepare report"))?;
         let mut count = tx
             .prepare_cached(
-                "INSERT INTO usage_hourly (hour, handshake_code, feature, count) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (hour, handshake_code, feature) DO UPDATE SET count = count + excluded.count",
+                concat!(
+                    "INSERT INTO usage_hourly (hour, handshake_code, feature, count) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (hour, handshake_code, feature) DO UPDATE SET ",
+                    saturating_add!("count")
+                ),
             )
             .map_err(backend("prepare counter"))?;
         for report in &batch.reports {
@@ -65,19 +89,35 @@ pub fn record(c: &mut Connection, batch: &ReportBatch) -> StoreResult<ReportOutc
     Ok(outcome)
 }
 
+/// One registration of the reporting device on the code.
+struct Held {
+    item: LicenseItem,
+    active_until: UnixSeconds,
+    admitted_at: UnixSeconds,
+}
+
+impl Held {
+    /// Which registration usage is charged to: one still held before one lapsed, then the most
+    /// recently admitted (`last_seen` cannot tell, every report moves it on all of them), then the
+    /// item id so that the choice never depends on row order.
+    fn charge_rank(&self, now: UnixSeconds) -> (bool, UnixSeconds, &str) {
+        (self.active_until > now, self.admitted_at, &self.item.id)
+    }
+}
+
 /// A report is a contact: registrations and seats the device still holds on the code are
 /// renewed, concurrent overuse is recorded for the slice, and new usage is charged to the
-/// per-usage item the device was most recently admitted to on the code.
+/// per-usage item the device holds on the code (see [`Held::charge_rank`]).
 fn renew_and_charge(
     tx: &Savepoint<'_>,
     batch: &ReportBatch,
-    new_counts: &[(i64, &std::collections::BTreeMap<String, u64>)],
+    new_counts: &[(i64, &BTreeMap<String, u64>)],
 ) -> StoreResult<()> {
     let now = batch.received_at;
-    let rows: Vec<(LicenseItem, UnixSeconds, UnixSeconds)> = {
+    let rows: Vec<Held> = {
         let mut stmt = tx
             .prepare_cached(
-                "SELECT i.spec, d.active_until, d.last_seen FROM devices d JOIN items i ON i.item_id = d.item_id
+                "SELECT i.spec, d.active_until, d.admitted_at FROM devices d JOIN items i ON i.item_id = d.item_id
                  WHERE d.device_uuid = ?1 AND d.handshake_code = ?2",
             )
             .map_err(backend("read registrations"))?;
@@ -93,15 +133,25 @@ fn renew_and_charge(
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend("read registration"))?;
         raw.into_iter()
-            .map(|(spec, until, seen)| parse_item(&spec).map(|i| (i, until, seen)))
+            .map(|(spec, active_until, admitted_at)| {
+                parse_item(&spec).map(|item| Held {
+                    item,
+                    active_until,
+                    admitted_at,
+                })
+            })
             .collect::<StoreResult<_>>()?
     };
-    // Statistics per item: the item the device most recently used on this code.
-    if let Some((item, _, _)) = rows.iter().max_by_key(|(_, _, seen)| *seen) {
+    let by_rank = |a: &&Held, b: &&Held| a.charge_rank(now).cmp(&b.charge_rank(now));
+    // Statistics per item: the item the device holds on this code.
+    if let Some(Held { item, .. }) = rows.iter().max_by(by_rank) {
         let mut add = tx
             .prepare_cached(
-                "INSERT INTO usage_item_hourly (hour, item_id, feature, count) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (hour, item_id, feature) DO UPDATE SET count = count + excluded.count",
+                concat!(
+                    "INSERT INTO usage_item_hourly (hour, item_id, feature, count) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (hour, item_id, feature) DO UPDATE SET ",
+                    saturating_add!("count")
+                ),
             )
             .map_err(backend("prepare item usage"))?;
         for (slice, counts) in new_counts {
@@ -118,9 +168,9 @@ fn renew_and_charge(
     }
     let charged = rows
         .iter()
-        .filter(|(item, _, _)| item.license_type == LicenseType::PerUsage)
-        .max_by_key(|(_, _, seen)| *seen)
-        .map(|(item, _, _)| item);
+        .filter(|h| h.item.license_type == LicenseType::PerUsage)
+        .max_by(by_rank)
+        .map(|h| &h.item);
     if let Some(item) = charged {
         let total: u64 = new_counts
             .iter()
@@ -129,14 +179,22 @@ fn renew_and_charge(
             .fold(0u64, |sum, (_, n)| sum.saturating_add(*n));
         if total > 0 {
             tx.execute(
-                "INSERT INTO item_usage (item_id, used) VALUES (?1, ?2)
-                 ON CONFLICT (item_id) DO UPDATE SET used = used + excluded.used",
+                concat!(
+                    "INSERT INTO item_usage (item_id, used) VALUES (?1, ?2)
+                     ON CONFLICT (item_id) DO UPDATE SET ",
+                    saturating_add!("used")
+                ),
                 params![item.id, to_i64(total)],
             )
             .map_err(backend("charge usage"))?;
         }
     }
-    for (item, until, _) in &rows {
+    for Held {
+        item,
+        active_until: until,
+        ..
+    } in &rows
+    {
         let renewed = if *until <= now {
             *until
         } else {
@@ -176,30 +234,25 @@ fn renew_and_charge(
     Ok(())
 }
 
+/// Sums the hourly counters into UTC days in Rust: `div_euclid` (SQLite's `/` truncates toward
+/// zero) and saturating sums (SQLite's `SUM` fails on overflow).
 pub fn by_day(c: &Connection, f: &UsageFilter) -> StoreResult<Vec<DailyUsage>> {
-    let mut stmt = c
-        .prepare(
-            "SELECT hour / 24 AS day, handshake_code, feature, SUM(count)
-             FROM usage_hourly
-             WHERE (?1 IS NULL OR hour >= ?1 * 24)
-               AND (?2 IS NULL OR hour < (?2 + 1) * 24)
-               AND (?3 IS NULL OR handshake_code = ?3)
-             GROUP BY day, handshake_code, feature
-             ORDER BY day, handshake_code, feature",
-        )
-        .map_err(backend("query usage"))?;
-    let rows = stmt
-        .query_map(params![f.from_day, f.to_day, f.handshake_code], |r| {
-            Ok(DailyUsage {
-                day: r.get(0)?,
-                handshake_code: r.get(1)?,
-                feature: r.get(2)?,
-                count: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
-            })
+    let mut days: BTreeMap<(i64, String, String), u64> = BTreeMap::new();
+    for h in by_hour(c, f)? {
+        let total = days
+            .entry((h.hour.div_euclid(24), h.handshake_code, h.feature))
+            .or_default();
+        *total = total.saturating_add(h.count);
+    }
+    Ok(days
+        .into_iter()
+        .map(|((day, handshake_code, feature), count)| DailyUsage {
+            day,
+            handshake_code,
+            feature,
+            count,
         })
-        .map_err(backend("query usage"))?;
-    rows.collect::<Result<Vec<_>, _>>()
-        .map_err(backend("read usage"))
+        .collect())
 }
 
 pub fn by_hour(c: &Connection, f: &UsageFilter) -> StoreResult<Vec<HourlyUsage>> {

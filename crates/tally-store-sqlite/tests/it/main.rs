@@ -11,7 +11,11 @@ use tally_proto::license::{
 use tally_store::*;
 use tally_store_sqlite::SqliteStore;
 
+mod admission;
+mod migrations;
 mod properties;
+mod rows;
+mod usage;
 
 const NOW: i64 = 1_780_272_000;
 
