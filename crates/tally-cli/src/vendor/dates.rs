@@ -1,11 +1,18 @@
-//! Dates on the command line: `YYYY-MM-DD` (midnight UTC) or RFC 3339.
+//! Dates as the vendor types and reads them. Documents hold Unix seconds (no calendar in signed
+//! data); people write `YYYY-MM-DD` (midnight UTC) or an RFC 3339 instant.
+
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
 
 use tally_proto::UnixSeconds;
 
-const DAY: &[time::format_description::BorrowedFormatItem<'static>] =
-    time::macros::format_description!("[year]-[month]-[day]");
+const DAY: &[BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]");
+const INSTANT: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
 
+/// Parses `YYYY-MM-DD` as midnight UTC, or an RFC 3339 instant with its offset.
 pub fn parse(text: &str) -> Result<UnixSeconds, String> {
+    let text = text.trim();
     if let Ok(date) = time::Date::parse(text, DAY) {
         return Ok(date.midnight().assume_utc().unix_timestamp());
     }
@@ -14,15 +21,18 @@ pub fn parse(text: &str) -> Result<UnixSeconds, String> {
         .map_err(|_| format!("`{text}` is not a date (use YYYY-MM-DD or RFC 3339)"))
 }
 
-/// `YYYY-MM-DD` for midnights, else `YYYY-MM-DD HH:MM:SS UTC`.
+/// `YYYY-MM-DD` for a midnight UTC (what `parse` makes of a date), else
+/// `YYYY-MM-DD HH:MM:SS UTC`; the raw number if it is out of the calendar's range.
 pub fn show(t: UnixSeconds) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(t) {
-        Ok(d) if d.time() == time::Time::MIDNIGHT => {
-            d.date().format(DAY).unwrap_or_else(|_| t.to_string())
-        }
-        Ok(_) => crate::client::format_time(t),
-        Err(_) => t.to_string(),
-    }
+    let Ok(at) = time::OffsetDateTime::from_unix_timestamp(t) else {
+        return t.to_string();
+    };
+    let formatted = if at.time() == time::Time::MIDNIGHT {
+        at.date().format(DAY)
+    } else {
+        at.format(INSTANT)
+    };
+    formatted.unwrap_or_else(|_| t.to_string())
 }
 
 #[cfg(test)]
@@ -30,11 +40,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dates_and_instants() {
+    fn dates_are_midnight_utc_and_instants_keep_their_offset() {
         assert_eq!(parse("1970-01-02").unwrap(), 86_400);
+        assert_eq!(parse("2026-01-01").unwrap(), 1_767_225_600);
         assert_eq!(parse("1970-01-01T00:01:00Z").unwrap(), 60);
-        assert!(parse("2026-02-30").is_err());
-        assert!(parse("tomorrow").is_err());
-        assert_eq!(show(86_400), "1970-01-02");
+        assert_eq!(parse("1970-01-01T02:00:00+02:00").unwrap(), 0);
+    }
+
+    #[test]
+    fn non_dates_are_refused() {
+        for bad in [
+            "2026-02-30",
+            "2026-1-1",
+            "tomorrow",
+            "",
+            "2026-01-01T00:00:00",
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.contains("not a date"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn shown_as_dates_when_midnight() {
+        assert_eq!(show(1_767_225_600), "2026-01-01");
+        assert_eq!(show(1_767_225_661), "2026-01-01 00:01:01 UTC");
+        assert_eq!(show(i64::MAX), i64::MAX.to_string());
     }
 }

@@ -1,274 +1,194 @@
-//! `tally vendor …`: the software vendor's tools. They work offline on files: a vendor key,
-//! license files, activation requests from servers and activated license files.
+//! `tally vendor …`: the software vendor's tools. They work offline, on files only: the vendor
+//! key, issued license files, activation requests sent by servers and activated license files.
+//! Nothing here talks to a server, so the vendor key never has to leave the vendor's machine.
 
+mod commands;
 mod dates;
+mod fsio;
 mod item_spec;
 mod summary;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, bail};
-use clap::{Args, Subcommand};
-use tally_crypto::keys::{parse_vendor_key_file, vendor_key_file};
-use tally_crypto::{SigningKey, VerifyingKey};
+use clap::{ArgGroup, Args, Subcommand};
 use tally_proto::UnixSeconds;
-use tally_proto::license::{
-    ACTIVATION_REQUEST_FORMAT, ActivationRequest, LICENSE_FORMAT, License, Organization,
-};
 
+/// The vendor subcommands (`tally vendor <command>`).
 #[derive(Subcommand, Debug)]
 pub enum VendorCommand {
-    /// Create the vendor's Ed25519 key.
-    Keygen {
-        /// Secret key file to create.
-        #[arg(long)]
-        out: PathBuf,
-        /// Also write the public key alone to this file.
-        #[arg(long)]
-        public_out: Option<PathBuf>,
-        /// Replace an existing key file.
-        #[arg(long)]
-        force: bool,
-    },
-    /// Issue a signed license file.
+    /// Create the vendor's Ed25519 signing key, the root of trust of every license file.
+    Keygen(KeygenArgs),
+    /// Issue a signed license file for an organization.
     Issue(IssueArgs),
-    /// Bind a license file to one server, from its activation request.
-    Activate {
-        #[arg(long)]
-        key: PathBuf,
-        #[arg(long)]
-        license: PathBuf,
-        /// The server's activation request (`tally identity --out FILE`).
-        #[arg(long)]
-        request: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-    },
-    /// Show what a license file contains (verifying it when a key is given).
-    Inspect {
-        file: PathBuf,
-        #[command(flatten)]
-        key: PublicKeyArgs,
-        /// Print the payload as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Verify a license file's signature.
-    Verify {
-        file: PathBuf,
-        #[command(flatten)]
-        key: PublicKeyArgs,
-    },
+    /// Bind a license file to one server, from the activation request it printed.
+    Activate(ActivateArgs),
+    /// Show what a license file contains (verifying its signature when a key is given).
+    Inspect(InspectArgs),
+    /// Check a license file's signature against the vendor key.
+    Verify(VerifyArgs),
 }
 
+/// `tally vendor keygen`.
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Secret key file to create (written with mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Also write the public key (base64) alone to this file, for servers and clients.
+    #[arg(long, value_name = "FILE")]
+    pub public_out: Option<PathBuf>,
+    /// Replace an existing key file (licenses signed with the old key will no longer verify).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `tally vendor issue`.
 #[derive(Args, Debug)]
 pub struct IssueArgs {
-    #[arg(long)]
-    key: PathBuf,
-    #[arg(long)]
-    org_id: String,
-    #[arg(long)]
-    org_name: String,
-    #[arg(long)]
-    alias: String,
-    /// An item as `product=…,type=…,quantity=…,start=…,end=…[,modules=a+b,versions=N-M,grace=P,window=30d,id=…]`.
-    #[arg(long = "item")]
-    items: Vec<String>,
-    /// A TOML file of `[[item]]` tables with the same keys.
-    #[arg(long = "items")]
-    items_file: Option<PathBuf>,
-    /// The license id (generated when absent).
-    #[arg(long)]
-    license_id: Option<String>,
-    #[arg(long)]
-    out: PathBuf,
+    /// The vendor secret key file.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// The licensee's organization id.
+    #[arg(long, value_name = "ID")]
+    pub org_id: String,
+    /// The licensee's organization name.
+    #[arg(long, value_name = "NAME")]
+    pub org_name: String,
+    /// A short name of this license, shown to administrators.
+    #[arg(long, value_name = "ALIAS")]
+    pub alias: String,
+    /// An item (repeatable): `product=P,type=T,quantity=N,start=DATE,end=DATE`, optionally
+    /// followed by `,modules=a+b` `,versions=N-M` `,grace=PERCENT` `,window=24h|30d|90d|365d`
+    /// `,metric=FEATURE` `,id=ITEM-ID`. DATE is YYYY-MM-DD (midnight UTC) or RFC 3339.
+    #[arg(long = "item", value_name = "SPEC")]
+    pub item: Vec<String>,
+    /// A TOML file of `[[item]]` tables with the same keys (`modules` is a list).
+    #[arg(long = "items", value_name = "FILE")]
+    pub items_file: Option<PathBuf>,
+    /// The license id (default: `L-` and a random UUID).
+    #[arg(long, value_name = "ID")]
+    pub license_id: Option<String>,
+    /// The license file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
-/// The vendor public key, given directly or through the secret key file.
+/// `tally vendor activate`.
 #[derive(Args, Debug)]
-pub struct PublicKeyArgs {
-    /// Vendor public key (base64).
-    #[arg(long, conflicts_with = "vendor_key")]
-    vendor_public: Option<String>,
-    /// Vendor secret key file (its public half is used).
+pub struct ActivateArgs {
+    /// The vendor secret key file (the one that issued the license).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// The issued license file.
+    #[arg(long, value_name = "FILE")]
+    pub license: PathBuf,
+    /// The server's activation request (JSON printed by `tally identity`).
+    #[arg(long, value_name = "FILE")]
+    pub request: PathBuf,
+    /// The activated license file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// `tally vendor inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The license file (issued or activated).
+    pub file: PathBuf,
+    /// Verify against this vendor public key (base64).
+    #[arg(long, value_name = "KEY_BASE64", conflicts_with = "vendor_key")]
+    pub vendor_public: Option<String>,
+    /// Verify against the public half of this vendor secret key file.
+    #[arg(long, value_name = "FILE")]
+    pub vendor_key: Option<PathBuf>,
+    /// Print the signed JSON payload instead of a summary.
     #[arg(long)]
-    vendor_key: Option<PathBuf>,
+    pub json: bool,
 }
 
-impl PublicKeyArgs {
-    fn load(&self) -> anyhow::Result<Option<VerifyingKey>> {
-        match (&self.vendor_public, &self.vendor_key) {
-            (Some(text), _) => Ok(Some(
-                VerifyingKey::from_base64(text).context("--vendor-public")?,
-            )),
-            (None, Some(path)) => Ok(Some(load_key(path)?.verifying_key())),
-            (None, None) => Ok(None),
-        }
-    }
+/// `tally vendor verify`.
+#[derive(Args, Debug)]
+#[command(group(
+    ArgGroup::new("trusted_key")
+        .required(true)
+        .args(["vendor_public", "vendor_key"])
+))]
+pub struct VerifyArgs {
+    /// The license file (issued or activated).
+    pub file: PathBuf,
+    /// The vendor public key (base64).
+    #[arg(long, value_name = "KEY_BASE64")]
+    pub vendor_public: Option<String>,
+    /// The vendor secret key file (its public half is used).
+    #[arg(long, value_name = "FILE")]
+    pub vendor_key: Option<PathBuf>,
 }
 
+/// Runs one vendor command, printing to stdout (results) and stderr (notes and warnings).
+/// `now` is the issue or activation time written into the documents.
 pub fn run(cmd: VendorCommand, now: UnixSeconds) -> anyhow::Result<()> {
-    match cmd {
-        VendorCommand::Keygen {
-            out,
-            public_out,
-            force,
-        } => keygen(&out, public_out.as_deref(), force),
-        VendorCommand::Issue(args) => issue(args, now),
-        VendorCommand::Activate {
-            key,
-            license,
-            request,
-            out,
-        } => activate(&key, &license, &request, &out, now),
-        VendorCommand::Inspect { file, key, json } => inspect(&file, key.load()?, json),
-        VendorCommand::Verify { file, key } => {
-            let key = key
-                .load()?
-                .context("give --vendor-public KEY or --vendor-key FILE")?;
-            let text = read(&file)?;
-            let s = summary::verify(&text, &key)
-                .with_context(|| format!("{} is not valid", file.display()))?;
-            println!("OK: {}", s.headline());
-            Ok(())
-        }
-    }
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    commands::execute(cmd, now, &mut stdout.lock(), &mut stderr.lock())
 }
 
-fn read(path: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
 
-fn load_key(path: &Path) -> anyhow::Result<SigningKey> {
-    parse_vendor_key_file(&read(path)?)
-        .with_context(|| format!("{} is not a vendor key", path.display()))
-}
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: VendorCommand,
+    }
 
-/// Writes through a temporary file so a failure never leaves half a file.
-fn write_new(path: &Path, contents: &str, private: bool) -> anyhow::Result<()> {
-    if private {
-        return tally_server::identity::write_private(path, contents.as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()));
+    fn parse(args: &[&str]) -> Result<VendorCommand, clap::Error> {
+        Cli::try_parse_from(std::iter::once("vendor").chain(args.iter().copied())).map(|c| c.cmd)
     }
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, contents).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
-}
 
-fn keygen(out: &Path, public_out: Option<&Path>, force: bool) -> anyhow::Result<()> {
-    if out.exists() && !force {
-        bail!(
-            "{} already exists; use --force to replace it (licenses signed by the old key will no longer verify)",
-            out.display()
-        );
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
-    let key = SigningKey::generate()?;
-    let public = key.verifying_key().to_base64();
-    write_new(out, &vendor_key_file(&key), true)?;
-    if let Some(p) = public_out {
-        write_new(p, &format!("{public}\n"), false)?;
-    }
-    println!("vendor key written to {} (keep it secret)", out.display());
-    println!("public key: {public}");
-    Ok(())
-}
 
-fn issue(args: IssueArgs, now: UnixSeconds) -> anyhow::Result<()> {
-    let key = load_key(&args.key)?;
-    for (name, value) in [
-        ("--org-id", &args.org_id),
-        ("--org-name", &args.org_name),
-        ("--alias", &args.alias),
-    ] {
-        if value.trim().is_empty() {
-            bail!("{name} must not be empty");
-        }
+    #[test]
+    fn issue_takes_repeated_items_and_a_file() {
+        let cmd = parse(&[
+            "issue",
+            "--key",
+            "k",
+            "--org-id",
+            "1",
+            "--org-name",
+            "A",
+            "--alias",
+            "a",
+            "--item",
+            "x=1",
+            "--item",
+            "y=2",
+            "--items",
+            "i.toml",
+            "--out",
+            "o",
+        ])
+        .unwrap();
+        let VendorCommand::Issue(args) = cmd else {
+            panic!("not issue: {cmd:?}")
+        };
+        assert_eq!(args.item, ["x=1", "y=2"]);
+        assert_eq!(args.items_file, Some(PathBuf::from("i.toml")));
+        assert_eq!(args.license_id, None);
     }
-    let mut raws = Vec::new();
-    for (n, spec) in args.items.iter().enumerate() {
-        raws.push(
-            item_spec::parse_spec(spec).map_err(|e| anyhow::anyhow!("--item {}: {e}", n + 1))?,
-        );
-    }
-    if let Some(path) = &args.items_file {
-        raws.extend(
-            item_spec::parse_toml(&read(path)?)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-        );
-    }
-    let license_id = match args.license_id {
-        Some(id) => id,
-        None => format!("L-{}", uuid::Uuid::new_v4().simple()),
-    };
-    let items = item_spec::build_all(&raws, &license_id).map_err(|e| anyhow::anyhow!(e))?;
-    let license = License {
-        format: LICENSE_FORMAT.into(),
-        license_id,
-        organization: Organization {
-            id: args.org_id,
-            name: args.org_name,
-        },
-        alias: args.alias,
-        issued_at: now,
-        items,
-    };
-    let text = tally_crypto::document::issue_license(&license, &key)?;
-    write_new(&args.out, &text, false)?;
-    println!(
-        "issued license {} ({} items) to {}",
-        license.license_id,
-        license.items.len(),
-        args.out.display()
-    );
-    Ok(())
-}
 
-fn activate(
-    key: &Path,
-    license: &Path,
-    request: &Path,
-    out: &Path,
-    now: UnixSeconds,
-) -> anyhow::Result<()> {
-    let key = load_key(key)?;
-    let text = read(license)?;
-    let request: ActivationRequest = serde_json::from_str(&read(request)?)
-        .with_context(|| format!("{} is not an activation request", request.display()))?;
-    if request.format != ACTIVATION_REQUEST_FORMAT {
-        bail!("unsupported activation request format `{}`", request.format);
+    #[test]
+    fn verify_needs_exactly_one_key_and_inspect_at_most_one() {
+        assert!(parse(&["verify", "f"]).is_err());
+        assert!(parse(&["verify", "f", "--vendor-public", "K", "--vendor-key", "k"]).is_err());
+        assert!(parse(&["verify", "f", "--vendor-key", "k"]).is_ok());
+        assert!(parse(&["inspect", "f"]).is_ok());
+        assert!(parse(&["inspect", "f", "--vendor-public", "K", "--vendor-key", "k"]).is_err());
+        assert!(parse(&["inspect", "f", "--vendor-public", "K", "--json"]).is_ok());
     }
-    let activated = tally_crypto::document::activate_license(&text, &request, &key, now)
-        .with_context(|| format!("cannot activate {}", license.display()))?;
-    write_new(out, &activated, false)?;
-    println!(
-        "activated for server {}: {}",
-        request.server.uuid,
-        out.display()
-    );
-    Ok(())
-}
-
-fn inspect(file: &Path, key: Option<VerifyingKey>, json: bool) -> anyhow::Result<()> {
-    let text = read(file)?;
-    let (status, value) = match key {
-        Some(k) => {
-            summary::verify(&text, &k)
-                .with_context(|| format!("{} is not valid", file.display()))?;
-            (
-                "signature valid",
-                tally_crypto::document::read_unverified(&text)?.1,
-            )
-        }
-        None => (
-            "signature NOT checked (give --vendor-public to verify)",
-            tally_crypto::document::read_unverified(&text)?.1,
-        ),
-    };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        print!("{}", summary::describe(&value)?);
-        println!("{status}");
-    }
-    Ok(())
 }
