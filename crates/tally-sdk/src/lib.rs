@@ -14,25 +14,49 @@
 //! # Ok::<(), tally_sdk::SdkError>(())
 //! ```
 //!
-//! * [`Client::authorize`] verifies the grant's chain: vendor key → activated license → server
-//!   key → grant. A verified grant is cached on disk and used, reported as cached, while no server
-//!   answers and until its `valid_until`.
-//! * Usage is counted per 3-minute UTC slice in a crash-safe file; each closed slice becomes a
-//!   report with a unique id, sent by [`Client::flush`] and counted once by the server however
-//!   often it is retried. Unsent reports are kept 30 days.
+//! * [`Client::authorize`] asks the servers in order (main, then standbys) and verifies the chain
+//!   vendor key → activated license ("certificate") → server keys → signed grant → granted items.
+//!   A server refusal is returned with its stable code. Only when no server gives an answer
+//!   (transport failure, or a server that cannot show a vendor activation for its keys) is the
+//!   cached grant used: verified again, before its `valid_until`, with the clock not turned back;
+//!   the result then says `cached` with the warning `1001 cached_grant_used`.
+//! * [`Client::record_usage`] counts per 3-minute UTC slice, durably before it returns. A closed
+//!   slice becomes a report whose id (UUID v7) never changes, so the server counts it once
+//!   however often [`Client::flush`] retries it. Unsent reports are kept 30 days.
+//! * Errors are [`SdkError`]s with the stable codes of `docs/error-codes.md`.
+//!
+//! The state directory holds, each file replaced atomically and accessed under a lock shared by
+//! threads and processes:
+//!
+//! | file | content |
+//! | --- | --- |
+//! | `device-id` | the random device UUID ([`DeviceIdMode::Random`]) |
+//! | `grant.json` | the last verified signed grant, its certificates and the server identity |
+//! | `clock.json` | the highest device clock reading seen (rollback detection) |
+//! | `usage.json` | the open slice's counters and the reports not yet acknowledged |
+//! | `lock` | empty; the advisory lock |
 
+mod authorize;
 mod client;
 mod config;
+mod device;
 mod error;
-mod files;
+mod report;
 mod reporter;
+mod rollback;
+mod session;
+mod state;
 mod transport;
 mod usage;
 mod verify;
 
-pub use client::{Authorization, Client, FlushOutcome, GrantSummary, Status};
+pub use authorize::Authorization;
+pub use client::{Client, GrantSummary, Status};
 pub use config::{Config, DeviceIdMode};
 pub use error::{SdkError, SdkResult};
+pub use report::FlushOutcome;
 pub use reporter::{DEFAULT_REPORT_INTERVAL, Reporter};
+pub use rollback::ROLLBACK_TOLERANCE_SECONDS;
 pub use tally_proto::ErrorCode;
 pub use tally_proto::wire::{Grant, GrantedItem, ValidationField};
+pub use usage::RETENTION_SECONDS;

@@ -11,7 +11,9 @@ use crate::client::Client;
 /// How often reports are sent unless configured.
 pub const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(180);
 
-/// Stops the reporter thread when dropped (after a last flush).
+/// Stops the reporter thread when dropped, after a last flush so that usage recorded just before
+/// shutdown is not left for the next start. Dropping waits for that flush, which takes at most
+/// the configured timeout per server when none answers.
 pub struct Reporter {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,

@@ -1,5 +1,6 @@
-//! HTTP to one server: the public hello and sealed requests whose replies only this client can
-//! open.
+//! HTTP to one server: the public hello, and sealed requests whose replies only this client can
+//! open. Every HTTP status is read as an answer; only a missing or unintelligible answer is a
+//! transport failure.
 
 use std::time::Duration;
 
@@ -10,16 +11,17 @@ use tally_crypto::keys::EncryptionPublicKey;
 use tally_proto::ErrorBody;
 use tally_proto::wire::{PATH_HELLO, Reply, SealedResponse, ServerHello};
 
+/// Largest answer read from a server.
+const MAX_RESPONSE_BYTES: u64 = 8 << 20;
+
 /// Why a call to one server did not produce a result.
 #[derive(Debug)]
 pub enum CallError {
-    /// No usable answer (connection, timeout, garbage): try the next server.
+    /// No usable answer (connection refused, timeout, DNS, TLS, not a Tally answer): the next
+    /// server may be tried and the cached grant used.
     Unreachable(String),
     /// The server answered with a stable error.
     Refused(ErrorBody),
-    /// The server could not show a license activated for it by the vendor: try the next one,
-    /// but never believe it.
-    Untrusted(String),
 }
 
 pub struct Transport {
@@ -31,6 +33,7 @@ impl Transport {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
+            .user_agent(concat!("tally-sdk/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
         Self { agent }
@@ -40,30 +43,27 @@ impl Transport {
         format!("{}{path}", base.trim_end_matches('/'))
     }
 
+    /// `GET /api/v1/hello`. The answer is not trusted yet: see [`crate::verify::certified`].
     pub fn hello(&self, base: &str) -> Result<ServerHello, CallError> {
+        let unreachable = |what: String| CallError::Unreachable(format!("{base}: {what}"));
         let mut resp = self
             .agent
             .get(&Self::url(base, PATH_HELLO))
             .call()
-            .map_err(|e| CallError::Unreachable(format!("{base}: {e}")))?;
-        let ok = resp.status().is_success();
-        let body = resp
-            .body_mut()
-            .read_to_vec()
-            .map_err(|e| CallError::Unreachable(format!("{base}: {e}")))?;
-        if !ok {
-            return Err(match serde_json::from_slice::<ErrorBody>(&body) {
-                Ok(e) => CallError::Refused(e),
-                Err(_) => {
-                    CallError::Unreachable(format!("{base}: HTTP {} from hello", resp.status()))
-                }
-            });
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = resp.status();
+        let body = read_body(&mut resp).map_err(&unreachable)?;
+        if status.is_success() {
+            return serde_json::from_slice(&body)
+                .map_err(|e| unreachable(format!("not a Tally server ({e})")));
         }
-        serde_json::from_slice(&body)
-            .map_err(|e| CallError::Unreachable(format!("{base}: not a Tally server ({e})")))
+        match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(e) => Err(CallError::Refused(e)),
+            Err(_) => Err(unreachable(format!("HTTP {status} without a Tally answer"))),
+        }
     }
 
-    /// Seals `request` to `server_key`, posts it and opens the sealed reply.
+    /// Seals `request` to `server_key` for `purpose`, posts it to `path` and opens the reply.
     pub fn sealed<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         base: &str,
@@ -72,37 +72,42 @@ impl Transport {
         server_key: &EncryptionPublicKey,
         request: &Req,
     ) -> Result<Resp, CallError> {
-        let garbage = |what: String| CallError::Unreachable(format!("{base}: {what}"));
-        let plain = serde_json::to_vec(request).map_err(|e| garbage(e.to_string()))?;
+        let unreachable = |what: String| CallError::Unreachable(format!("{base}: {what}"));
+        let plain = serde_json::to_vec(request).map_err(|e| unreachable(e.to_string()))?;
         let (envelope, reply_key) =
-            seal_request(server_key, purpose, &plain).map_err(|e| garbage(e.to_string()))?;
-        let body = serde_json::to_vec(&envelope).map_err(|e| garbage(e.to_string()))?;
+            seal_request(server_key, purpose, &plain).map_err(|e| unreachable(e.to_string()))?;
+        let body = serde_json::to_vec(&envelope).map_err(|e| unreachable(e.to_string()))?;
         let mut resp = self
             .agent
             .post(&Self::url(base, path))
             .header("Content-Type", "application/json")
             .send(&body[..])
-            .map_err(|e| CallError::Unreachable(format!("{base}: {e}")))?;
-        let bytes = resp
-            .body_mut()
-            .read_to_vec()
-            .map_err(|e| garbage(e.to_string()))?;
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = resp.status();
+        let bytes = read_body(&mut resp).map_err(&unreachable)?;
+        // A sealed answer, whatever the status: the status only mirrors the error inside.
         if let Ok(sealed) = serde_json::from_slice::<SealedResponse>(&bytes) {
             let plain = reply_key
                 .open(&sealed)
-                .map_err(|_| garbage("the reply could not be decrypted".into()))?;
+                .map_err(|_| unreachable("the reply could not be decrypted".into()))?;
             return match serde_json::from_slice::<Reply<Resp>>(&plain) {
                 Ok(Reply::Ok(r)) => Ok(r),
                 Ok(Reply::Err(e)) => Err(CallError::Refused(e)),
-                Err(e) => Err(garbage(format!("unexpected reply: {e}"))),
+                Err(e) => Err(unreachable(format!("unexpected reply: {e}"))),
             };
         }
+        // A plain error: the server could not open the request.
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(e) => Err(CallError::Refused(e)),
-            Err(_) => Err(garbage(format!(
-                "HTTP {} without a Tally answer",
-                resp.status()
-            ))),
+            Err(_) => Err(unreachable(format!("HTTP {status} without a Tally answer"))),
         }
     }
+}
+
+fn read_body(resp: &mut ureq::http::Response<ureq::Body>) -> Result<Vec<u8>, String> {
+    resp.body_mut()
+        .with_config()
+        .limit(MAX_RESPONSE_BYTES)
+        .read_to_vec()
+        .map_err(|e| format!("cannot read the answer: {e}"))
 }

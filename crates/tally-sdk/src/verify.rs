@@ -1,16 +1,18 @@
-//! The chain of trust: only the vendor key is trusted a priori. A server is trusted when one of
-//! its activated licenses, signed by the vendor, names its keys; a grant is trusted when that
-//! server signed it and every granted item appears in such a license.
+//! The chain of trust. Only the vendor key is trusted a priori: a server is trusted when an
+//! activated license signed by the vendor names its keys, and a grant when that server signed it
+//! for this device and every granted item is in such a license, within what the vendor signed.
+
+use std::collections::BTreeSet;
 
 use tally_crypto::VerifyingKey;
 use tally_crypto::document::verify_activated;
-use tally_proto::ErrorCode;
-use tally_proto::license::{ActivatedLicense, ServerPublicIdentity};
-use tally_proto::wire::{Grant, SignedGrant};
+use tally_proto::license::{ActivatedLicense, LicenseItem, ServerPublicIdentity};
+use tally_proto::wire::{Grant, GrantedItem, SignedGrant};
 
 use crate::error::{SdkError, SdkResult};
 
-/// The certificates (activated license files) that verify under `vendor` and name `server`.
+/// The certificates (activated license files) that verify under `vendor` and name exactly
+/// `server`. Others are ignored, whatever they claim.
 pub fn certified(
     vendor: &VerifyingKey,
     server: &ServerPublicIdentity,
@@ -23,7 +25,8 @@ pub fn certified(
         .collect()
 }
 
-/// Verifies a signed grant for `device` against the certified server and licenses.
+/// Verifies `signed` for `device`: signed by `server`, which `certificates` prove, and every
+/// item backed by one of them. Any failure is `GrantInvalid`.
 pub fn grant(
     vendor: &VerifyingKey,
     server: &ServerPublicIdentity,
@@ -31,40 +34,73 @@ pub fn grant(
     signed: &SignedGrant,
     device: &str,
 ) -> SdkResult<Grant> {
-    let invalid = |m: &str| SdkError::new(ErrorCode::GrantInvalid, m.to_owned());
     let licenses = certified(vendor, server, certificates);
     if licenses.is_empty() {
-        return Err(invalid(
+        return Err(SdkError::grant_invalid(
             "no license activated by the vendor for this server comes with the grant",
         ));
     }
-    let server_key = VerifyingKey::from_base64(&server.signing_key)
-        .map_err(|_| invalid("the server signing key is malformed"))?;
-    let grant = tally_crypto::grant::verify_grant(signed, &server_key)
-        .map_err(|e| invalid(&format!("the grant signature is not valid: {e}")))?;
+    let server_key = VerifyingKey::from_base64(&server.signing_key).map_err(|e| {
+        SdkError::grant_invalid(format!("the server signing key is malformed: {e}"))
+    })?;
+    let grant = tally_crypto::grant::verify_grant(signed, &server_key).map_err(|e| {
+        SdkError::grant_invalid(format!("the grant is not signed by the server: {e}"))
+    })?;
     if grant.server_uuid != server.uuid {
-        return Err(invalid("the grant names another server"));
+        return Err(SdkError::grant_invalid(format!(
+            "the grant names server {}, not {}",
+            grant.server_uuid, server.uuid
+        )));
     }
     if grant.device_uuid != device {
-        return Err(invalid("the grant was issued to another device"));
+        return Err(SdkError::grant_invalid(format!(
+            "the grant was issued to device {}, not to this one",
+            grant.device_uuid
+        )));
     }
     if grant.items.is_empty() {
-        return Err(invalid("the grant holds no license item"));
+        return Err(SdkError::grant_invalid("the grant holds no license item"));
     }
+    let mut latest_end = i64::MIN;
     for item in &grant.items {
-        let known = licenses.iter().any(|l| {
-            l.license.license_id == item.license_id
-                && l.license
-                    .items
-                    .iter()
-                    .any(|i| i.id == item.item_id && i.product == item.product)
-        });
-        if !known {
-            return Err(invalid(&format!(
-                "item {} is not in any license activated for this server",
+        let Some(signed_item) = licensed_item(&licenses, item) else {
+            return Err(SdkError::grant_invalid(format!(
+                "item {} of license {} is not in any license the vendor activated for this server",
+                item.item_id, item.license_id
+            )));
+        };
+        if !within(item, signed_item) {
+            return Err(SdkError::grant_invalid(format!(
+                "item {} claims more than the vendor's license grants",
                 item.item_id
             )));
         }
+        latest_end = latest_end.max(signed_item.end);
+    }
+    if grant.valid_until > latest_end {
+        return Err(SdkError::grant_invalid(
+            "the grant claims validity beyond the end of its licenses",
+        ));
     }
     Ok(grant)
+}
+
+fn licensed_item<'a>(
+    licenses: &'a [ActivatedLicense],
+    item: &GrantedItem,
+) -> Option<&'a LicenseItem> {
+    licenses
+        .iter()
+        .filter(|l| l.license.license_id == item.license_id)
+        .flat_map(|l| l.license.items.iter())
+        .find(|i| i.id == item.item_id)
+}
+
+/// The granted item is the signed one or a restriction of it.
+fn within(granted: &GrantedItem, signed: &LicenseItem) -> bool {
+    let modules: BTreeSet<&String> = signed.modules.iter().collect();
+    granted.product == signed.product
+        && granted.license_type == signed.license_type
+        && granted.end <= signed.end
+        && granted.modules.iter().all(|m| modules.contains(m))
 }

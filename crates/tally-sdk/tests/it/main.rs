@@ -1,0 +1,13 @@
+//! Integration tests of the SDK against fixtures built with `tally-crypto` (vendor key, server
+//! keys, activated licenses, signed grants) and a minimal in-test HTTP server speaking the wire
+//! contract.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+mod fake_server;
+mod fixtures;
+
+mod device;
+mod offline;
+mod online;
+mod usage;
