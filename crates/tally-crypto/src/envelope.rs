@@ -11,6 +11,7 @@ use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use tally_proto::wire::{Envelope, SealedResponse};
 
 use crate::keys::{EncryptionKeyPair, EncryptionPublicKey, Kem};
+use crate::session::SessionKey;
 use crate::{CryptoError, CryptoResult, b64_decode, b64_encode};
 
 type Kdf = hpke::kdf::HkdfSha256;
@@ -23,21 +24,32 @@ fn info(purpose: &str) -> Vec<u8> {
     format!("tally/v1 {purpose}").into_bytes()
 }
 
-/// The one-time key that seals the reply to one request.
-pub struct ReplyKey([u8; 32]);
+/// The one-time key that seals the reply to one request, and the report-session key both
+/// sides can derive from the same request (see [`crate::session`]).
+pub struct ReplyKey {
+    reply: [u8; 32],
+    session: [u8; 32],
+}
 
 impl ReplyKey {
-    fn export<C>(export: C) -> CryptoResult<Self>
+    fn export<C>(mut export: C) -> CryptoResult<Self>
     where
-        C: FnOnce(&mut [u8]) -> Result<(), hpke::HpkeError>,
+        C: FnMut(&[u8], &mut [u8]) -> Result<(), hpke::HpkeError>,
     {
-        let mut key = [0u8; 32];
-        export(&mut key).map_err(|_| CryptoError::Encrypt)?;
-        Ok(Self(key))
+        let mut reply = [0u8; 32];
+        let mut session = [0u8; 32];
+        export(b"tally reply key", &mut reply).map_err(|_| CryptoError::Encrypt)?;
+        export(b"tally session key", &mut session).map_err(|_| CryptoError::Encrypt)?;
+        Ok(Self { reply, session })
     }
 
     fn cipher(&self) -> ChaCha20Poly1305 {
-        ChaCha20Poly1305::new(&self.0.into())
+        ChaCha20Poly1305::new(&self.reply.into())
+    }
+
+    /// The key of the report session this request may open (an authorization does).
+    pub fn session_key(&self) -> SessionKey {
+        SessionKey(self.session)
     }
 
     /// Seals the reply. The key is used for exactly one message, so a fixed nonce is safe.
@@ -70,7 +82,7 @@ pub fn seal_request(
         hpke::setup_sender::<HpkeAead, Kdf, Kem>(&OpModeS::Base, &server.0, &info(purpose))
             .map_err(|_| CryptoError::Encrypt)?;
     let ct = ctx.seal(plaintext, &[]).map_err(|_| CryptoError::Encrypt)?;
-    let reply = ReplyKey::export(|out| ctx.export(b"tally reply key", out))?;
+    let reply = ReplyKey::export(|label, out| ctx.export(label, out))?;
     let envelope = Envelope {
         v: ENVELOPE_VERSION,
         enc: b64_encode(&enc.to_bytes()),
@@ -115,7 +127,7 @@ pub fn open_request(
     )
     .map_err(|_| CryptoError::Decrypt)?;
     let plaintext = ctx.open(&ct, &[]).map_err(|_| CryptoError::Decrypt)?;
-    let reply_key = ReplyKey::export(|out| ctx.export(b"tally reply key", out))?;
+    let reply_key = ReplyKey::export(|label, out| ctx.export(label, out))?;
     Ok(OpenedRequest {
         plaintext,
         reply_key,
@@ -135,6 +147,11 @@ mod tests {
         assert_eq!(opened.plaintext, b"hello");
         let sealed = opened.reply_key.seal(b"granted").unwrap();
         assert_eq!(client_reply.open(&sealed).unwrap(), b"granted");
+        assert_eq!(
+            client_reply.session_key().0,
+            opened.reply_key.session_key().0
+        );
+        assert_ne!(client_reply.session_key().0, client_reply.reply);
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub(crate) type Kem = hpke::kem::X25519HkdfSha256;
 
 /// An Ed25519 secret key (vendor or server).
 #[derive(Clone)]
-pub struct SigningKey(ed25519_dalek::SigningKey);
+pub struct SigningKey(pub(crate) ed25519_dalek::SigningKey);
 
 /// An Ed25519 public key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

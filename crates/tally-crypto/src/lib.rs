@@ -5,11 +5,13 @@
 //! * [`document`]: armored, signed license files (issued and activated).
 //! * [`grant`]: the server's signature on a grant.
 //! * [`envelope`]: HPKE (RFC 9180) sealing of requests to the server and of its replies.
+//! * [`session`]: report sessions: symmetric keys exported at authorization, server tickets.
 
 pub mod document;
 pub mod envelope;
 pub mod grant;
 pub mod keys;
+pub mod session;
 
 pub use keys::{EncryptionKeyPair, SigningKey, VerifyingKey};
 

@@ -74,6 +74,7 @@ error_table! {
     ReplayedRequest = 202, "replayed_request", 409, Error, "This request was already received once.";
     StaleRequest = 203, "stale_request", 400, Error, "The request's timestamp is too far from the server's clock.";
     PayloadTooLarge = 204, "payload_too_large", 413, Error, "The request body is too large.";
+    SessionExpired = 205, "session_expired", 401, Error, "The report session is unknown or has expired: send the report sealed to the server key, or authorize again.";
     // Administration.
     Unauthorized = 300, "unauthorized", 401, Error, "A valid admin bearer token is required.";
     InvalidLicenseFile = 301, "invalid_license_file", 422, Error, "The license file is malformed or its signature is not valid.";

@@ -14,6 +14,11 @@ pub const PATH_HELLO: &str = "/api/v1/hello";
 pub const PATH_AUTHORIZE: &str = "/api/v1/authorize";
 /// Path of the usage report endpoint (sealed).
 pub const PATH_REPORT: &str = "/api/v1/report";
+/// Path of the usage report endpoint within a report session (symmetric, see [`SessionEnvelope`]).
+pub const PATH_SESSION_REPORT: &str = "/api/v1/session/report";
+
+/// How long a report session opened by an authorization lasts.
+pub const SESSION_SECONDS: i64 = 24 * 3600;
 
 /// How far a request's `sent_at` may be from the server's clock.
 pub const MAX_REQUEST_SKEW_SECONDS: i64 = 300;
@@ -148,6 +153,32 @@ pub struct AuthorizeResponse {
     /// Activated license files (armored) proving the server key and the granted items.
     pub certificates: Vec<String>,
     pub server_time: UnixSeconds,
+    /// A report session for this device and code: later reports can use symmetric encryption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionGrant>,
+}
+
+/// A report session the server opened at authorization. The session key itself never travels:
+/// both sides export it from the authorization's HPKE context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionGrant {
+    /// Opaque to the client; sent with every report of the session.
+    pub ticket: String,
+    /// Server time after which the ticket is refused (`session_expired`).
+    pub expires_at: UnixSeconds,
+}
+
+/// A [`ReportRequest`] encrypted with a session key (ChaCha20-Poly1305). The nonce is made of the
+/// direction and `seq`, which the client increases with every message of the session; the
+/// server refuses a number it has already seen. The reply is a [`SealedResponse`] encrypted
+/// with the same key and number in the other direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEnvelope {
+    pub v: u8,
+    pub ticket: String,
+    pub seq: u64,
+    /// Ciphertext (base64).
+    pub ct: String,
 }
 
 /// Usage counters of one device for one slice.
