@@ -58,10 +58,22 @@ impl Client {
 
     fn authorize_at(&self, base: &str) -> Result<Authorization, Failure> {
         let mut session = Session::open(&self.transport, &*self.clock, &self.vendor, base)?;
-        let response: AuthorizeResponse =
+        let (response, session_key): (AuthorizeResponse, _) =
             session.call(PATH_AUTHORIZE, "authorize", |stamp| self.request(stamp))?;
-        self.accept_authorization(&session.identity, response)
-            .map_err(Failure::Refused)
+        let report_session = response.session.clone();
+        let auth = self
+            .accept_authorization(&session.identity, response)
+            .map_err(Failure::Refused)?;
+        if let Some(granted) = report_session {
+            self.open_report_session(
+                base,
+                &auth.grant.handshake_code,
+                granted,
+                session_key,
+                session.offset(),
+            );
+        }
+        Ok(auth)
     }
 
     fn request(&self, stamp: tally_proto::wire::RequestStamp) -> AuthorizeRequest {

@@ -27,6 +27,8 @@ pub struct Client {
     pub(crate) device_uuid: String,
     /// One flush at a time, without blocking `record_usage` while reports travel.
     pub(crate) flushing: Mutex<()>,
+    /// The report session of the last authorization (see `report_session.rs`).
+    pub(crate) report_session: Mutex<Option<crate::report_session::ReportSession>>,
 }
 
 /// A summary of the cached grant.
@@ -79,6 +81,7 @@ impl Client {
             state,
             device_uuid,
             flushing: Mutex::new(()),
+            report_session: Mutex::new(None),
         })
     }
 

@@ -22,7 +22,9 @@
 //!   the result then says `cached` with the warning `1001 cached_grant_used`.
 //! * [`Client::record_usage`] counts per 3-minute UTC slice, durably before it returns. A closed
 //!   slice becomes a report whose id (UUID v7) never changes, so the server counts it once
-//!   however often [`Client::flush`] retries it. Unsent reports are kept 30 days.
+//!   however often [`Client::flush`] retries it. Unsent reports are kept 30 days. After an
+//!   authorization, reports travel in its report session (symmetric encryption, no public-key
+//!   work); without one they are sealed to the server key like an authorization.
 //! * Errors are [`SdkError`]s with the stable codes of `docs/error-codes.md`.
 //!
 //! The state directory holds, each file replaced atomically and accessed under a lock shared by
@@ -42,6 +44,7 @@ mod config;
 mod device;
 mod error;
 mod report;
+mod report_session;
 mod reporter;
 mod rollback;
 mod session;

@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 use tally_core::Clock;
 use tally_crypto::VerifyingKey;
 use tally_crypto::keys::EncryptionPublicKey;
+use tally_crypto::session::SessionKey;
 use tally_proto::ErrorCode;
 use tally_proto::license::ServerPublicIdentity;
 use tally_proto::wire::RequestStamp;
@@ -78,6 +79,11 @@ impl<'a> Session<'a> {
         })
     }
 
+    /// Server time minus local time, as learned from this server.
+    pub fn offset(&self) -> i64 {
+        self.offset
+    }
+
     /// Sends a sealed request built by `build` around a fresh stamp. When the server finds the
     /// timestamp stale, the offset is corrected from its clock and the request is sent once more
     /// in a new envelope.
@@ -86,7 +92,7 @@ impl<'a> Session<'a> {
         path: &str,
         purpose: &str,
         build: impl Fn(RequestStamp) -> Req,
-    ) -> Result<Resp, Failure> {
+    ) -> Result<(Resp, SessionKey), Failure> {
         let mut retried = false;
         loop {
             let stamp = RequestStamp {

@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tally_crypto::envelope::seal_request;
+use tally_crypto::envelope::{ENVELOPE_VERSION, seal_request};
 use tally_crypto::keys::EncryptionPublicKey;
+use tally_crypto::session::{Direction, SessionKey};
 use tally_proto::ErrorBody;
-use tally_proto::wire::{PATH_HELLO, Reply, SealedResponse, ServerHello};
+use tally_proto::wire::{
+    PATH_HELLO, PATH_SESSION_REPORT, Reply, SealedResponse, ServerHello, SessionEnvelope,
+};
 
 /// Largest answer read from a server.
 const MAX_RESPONSE_BYTES: u64 = 8 << 20;
@@ -64,6 +67,8 @@ impl Transport {
     }
 
     /// Seals `request` to `server_key` for `purpose`, posts it to `path` and opens the reply.
+    /// Also returns the report-session key of this request, which an authorization's ticket
+    /// unlocks (see `tally_crypto::session`).
     pub fn sealed<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         base: &str,
@@ -71,24 +76,61 @@ impl Transport {
         purpose: &str,
         server_key: &EncryptionPublicKey,
         request: &Req,
-    ) -> Result<Resp, CallError> {
+    ) -> Result<(Resp, SessionKey), CallError> {
         let unreachable = |what: String| CallError::Unreachable(format!("{base}: {what}"));
         let plain = serde_json::to_vec(request).map_err(|e| unreachable(e.to_string()))?;
         let (envelope, reply_key) =
             seal_request(server_key, purpose, &plain).map_err(|e| unreachable(e.to_string()))?;
         let body = serde_json::to_vec(&envelope).map_err(|e| unreachable(e.to_string()))?;
+        let reply = self.post(base, path, &body, |sealed| reply_key.open(sealed))?;
+        Ok((reply, reply_key.session_key()))
+    }
+
+    /// Sends `request` as message `seq` of a report session and opens the reply.
+    pub fn in_session<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        base: &str,
+        ticket: &str,
+        seq: u64,
+        key: &SessionKey,
+        request: &Req,
+    ) -> Result<Resp, CallError> {
+        let unreachable = |what: String| CallError::Unreachable(format!("{base}: {what}"));
+        let plain = serde_json::to_vec(request).map_err(|e| unreachable(e.to_string()))?;
+        let envelope = SessionEnvelope {
+            v: ENVELOPE_VERSION,
+            ticket: ticket.to_owned(),
+            seq,
+            ct: key
+                .seal(Direction::ToServer, seq, ticket, &plain)
+                .map_err(|e| unreachable(e.to_string()))?,
+        };
+        let body = serde_json::to_vec(&envelope).map_err(|e| unreachable(e.to_string()))?;
+        self.post(base, PATH_SESSION_REPORT, &body, |sealed| {
+            key.open(Direction::ToClient, seq, ticket, &sealed.ct)
+        })
+    }
+
+    /// Posts `body` and reads the answer: sealed (opened with `open`) whatever the status, which
+    /// only mirrors the error inside; or a plain error when the server could not open the request.
+    fn post<Resp: DeserializeOwned>(
+        &self,
+        base: &str,
+        path: &str,
+        body: &[u8],
+        open: impl FnOnce(&SealedResponse) -> Result<Vec<u8>, tally_crypto::CryptoError>,
+    ) -> Result<Resp, CallError> {
+        let unreachable = |what: String| CallError::Unreachable(format!("{base}: {what}"));
         let mut resp = self
             .agent
             .post(&Self::url(base, path))
             .header("Content-Type", "application/json")
-            .send(&body[..])
+            .send(body)
             .map_err(|e| unreachable(e.to_string()))?;
         let status = resp.status();
         let bytes = read_body(&mut resp).map_err(&unreachable)?;
-        // A sealed answer, whatever the status: the status only mirrors the error inside.
         if let Ok(sealed) = serde_json::from_slice::<SealedResponse>(&bytes) {
-            let plain = reply_key
-                .open(&sealed)
+            let plain = open(&sealed)
                 .map_err(|_| unreachable("the reply could not be decrypted".into()))?;
             return match serde_json::from_slice::<Reply<Resp>>(&plain) {
                 Ok(Reply::Ok(r)) => Ok(r),
@@ -96,7 +138,6 @@ impl Transport {
                 Err(e) => Err(unreachable(format!("unexpected reply: {e}"))),
             };
         }
-        // A plain error: the server could not open the request.
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(e) => Err(CallError::Refused(e)),
             Err(_) => Err(unreachable(format!("HTTP {status} without a Tally answer"))),

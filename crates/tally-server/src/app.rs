@@ -11,7 +11,7 @@ use tally_crypto::VerifyingKey;
 use tally_store::Store;
 
 use crate::identity::{ServerIdentity, write_private};
-use crate::replay::ReplayCache;
+use crate::replay::{ReplayCache, SessionWindows};
 use crate::settings::Settings;
 use crate::{api, settings};
 
@@ -33,6 +33,10 @@ pub struct Inner {
     pub admin_token: String,
     pub settings: Settings,
     pub replay: ReplayCache,
+    /// Sequence numbers seen per report session.
+    pub sessions: SessionWindows,
+    /// Seals and opens report-session tickets.
+    pub tickets: tally_crypto::session::TicketKey,
     /// One-time token that lets whoever reads the server log set the first portal password.
     pub setup_token: String,
     /// Recent failed sign-ins, to slow down password guessing.
@@ -78,6 +82,7 @@ impl AppState {
             None => load_or_create_token(&settings)?,
         };
         let (errors, error_receiver) = tokio::sync::mpsc::unbounded_channel();
+        let tickets = tally_crypto::session::TicketKey::for_server(&identity.signing);
         Ok(Self(Arc::new(Inner {
             store,
             clock,
@@ -86,6 +91,8 @@ impl AppState {
             admin_token,
             settings,
             replay: ReplayCache::default(),
+            sessions: SessionWindows::default(),
+            tickets,
             setup_token: tally_crypto::random_id().map_err(|e| e.to_string())?,
             failed_logins: std::sync::Mutex::new(Vec::new()),
             errors,
@@ -185,6 +192,10 @@ pub fn router(state: AppState) -> Router {
             post(api::client::authorize),
         )
         .route(tally_proto::wire::PATH_REPORT, post(api::client::report))
+        .route(
+            tally_proto::wire::PATH_SESSION_REPORT,
+            post(api::client::session_report),
+        )
         .nest("/api/admin", api::admin::router(state.clone()))
         .merge(crate::portal::router())
         .layer(axum::middleware::from_fn_with_state(

@@ -1,35 +1,142 @@
-//! Replay protection for sealed requests. Each HPKE envelope has a unique encapsulated key; a
-//! server remembers those it has opened for as long as their timestamp would still be accepted,
-//! and refuses a second use. Older envelopes are refused by the timestamp check instead.
+//! Replay protection, kept in memory.
+//!
+//! * HPKE envelopes ([`ReplayCache`]): each has a unique encapsulated key; the server remembers
+//!   those it opened for as long as their timestamp would still be accepted, and refuses a second
+//!   use. Older envelopes are refused by the timestamp check instead.
+//! * Report sessions ([`SessionWindows`]): each message carries a sequence number; the server
+//!   keeps, per session, the highest number seen and a 64-message window below it (as IPsec
+//!   does), so memory grows with sessions, not with messages.
+//!
+//! After a restart both are empty: a captured request could be replayed once within its
+//! timestamp window. Reports are counted once per report id, so a replayed report adds nothing.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
 
 use tally_proto::UnixSeconds;
 
-/// Envelopes seen recently, with the time after which they can be forgotten.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Envelopes seen recently, grouped by the second after which they can be forgotten, so that
+/// forgetting costs only the entries that expire.
 #[derive(Default)]
 pub struct ReplayCache {
-    seen: Mutex<HashMap<[u8; 32], UnixSeconds>>,
+    inner: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    ids: HashSet<[u8; 16]>,
+    by_expiry: BTreeMap<UnixSeconds, Vec<[u8; 16]>>,
 }
 
 impl ReplayCache {
-    /// Records `id`; false if it was already recorded and has not expired.
+    /// Records `id`; false if it was recorded before and has not been forgotten. Only the first
+    /// 16 bytes are kept: 128 random bits do not collide.
     pub fn first_use(&self, id: [u8; 32], now: UnixSeconds, forget_after: UnixSeconds) -> bool {
-        let mut seen = match self.seen.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if seen.len() > 10_000 {
-            seen.retain(|_, until| *until > now);
-        }
-        match seen.get(&id) {
-            Some(until) if *until > now => false,
-            _ => {
-                seen.insert(id, forget_after);
-                true
+        let mut short = [0u8; 16];
+        short.copy_from_slice(&id[..16]);
+        let mut seen = lock(&self.inner);
+        while let Some(entry) = seen.by_expiry.first_entry() {
+            if *entry.key() > now {
+                break;
+            }
+            for old in entry.remove() {
+                seen.ids.remove(&old);
             }
         }
+        if !seen.ids.insert(short) {
+            return false;
+        }
+        seen.by_expiry.entry(forget_after).or_default().push(short);
+        true
+    }
+
+    /// Envelopes currently remembered.
+    pub fn len(&self) -> usize {
+        lock(&self.inner).ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Width of the window of accepted out-of-order sequence numbers.
+const WINDOW: u64 = 64;
+
+/// How often expired sessions are swept out, in seconds.
+const SWEEP_EVERY: UnixSeconds = 60;
+
+#[derive(Default)]
+pub struct SessionWindows {
+    inner: Mutex<Windows>,
+}
+
+#[derive(Default)]
+struct Windows {
+    by_session: HashMap<[u8; 16], Window>,
+    next_sweep: UnixSeconds,
+}
+
+struct Window {
+    highest: u64,
+    /// Bit `i` set: number `highest - i` was seen.
+    seen: u64,
+    expires_at: UnixSeconds,
+}
+
+impl SessionWindows {
+    /// Accepts message `seq` of session `id` once. Numbers start at 1; a number more than 64
+    /// below the highest seen is refused, as is any number seen before.
+    pub fn accept(
+        &self,
+        id: [u8; 16],
+        seq: u64,
+        expires_at: UnixSeconds,
+        now: UnixSeconds,
+    ) -> bool {
+        if seq == 0 {
+            return false;
+        }
+        let mut w = lock(&self.inner);
+        if now >= w.next_sweep {
+            w.by_session.retain(|_, s| s.expires_at > now);
+            w.next_sweep = now + SWEEP_EVERY;
+        }
+        let window = w.by_session.entry(id).or_insert(Window {
+            highest: 0,
+            seen: 0,
+            expires_at,
+        });
+        if seq > window.highest {
+            let shift = seq - window.highest;
+            window.seen = if shift >= WINDOW {
+                0
+            } else {
+                window.seen << shift
+            };
+            window.seen |= 1;
+            window.highest = seq;
+            return true;
+        }
+        let behind = window.highest - seq;
+        if behind >= WINDOW || window.seen & (1 << behind) != 0 {
+            return false;
+        }
+        window.seen |= 1 << behind;
+        true
+    }
+
+    /// Sessions currently tracked.
+    pub fn len(&self) -> usize {
+        lock(&self.inner).by_session.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -44,5 +151,44 @@ mod tests {
         assert!(!c.first_use([1; 32], 10, 610));
         assert!(c.first_use([2; 32], 10, 610));
         assert!(c.first_use([1; 32], 601, 1200));
+        // Forgetting happened only for what expired.
+        assert!(!c.first_use([2; 32], 605, 1200));
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn expired_envelopes_are_forgotten_without_scanning_the_rest() {
+        let c = ReplayCache::default();
+        for i in 0..50_000u32 {
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            assert!(c.first_use(id, 0, 100 + i64::from(i % 10)));
+        }
+        assert_eq!(c.len(), 50_000);
+        assert!(c.first_use([9; 32], 105, 700));
+        assert_eq!(c.len(), 20_001);
+    }
+
+    #[test]
+    fn session_numbers_are_accepted_once_within_the_window() {
+        let w = SessionWindows::default();
+        let id = [3; 16];
+        assert!(!w.accept(id, 0, 100, 0), "numbers start at 1");
+        assert!(w.accept(id, 1, 100, 0));
+        assert!(!w.accept(id, 1, 100, 0));
+        assert!(w.accept(id, 5, 100, 0));
+        assert!(w.accept(id, 3, 100, 0), "late but inside the window");
+        assert!(!w.accept(id, 3, 100, 0));
+        assert!(w.accept(id, 200, 100, 0));
+        assert!(!w.accept(id, 136, 100, 0), "64 behind the highest");
+        assert!(w.accept(id, 137, 100, 0));
+        assert!(!w.accept(id, 200, 100, 0));
+        assert!(w.accept([4; 16], 1, 100, 0), "sessions are independent");
+        assert_eq!(w.len(), 2);
+        assert!(
+            w.accept([5; 16], 1, 200, 150),
+            "the sweep drops expired sessions"
+        );
+        assert_eq!(w.len(), 1);
     }
 }

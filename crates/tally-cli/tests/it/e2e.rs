@@ -262,6 +262,36 @@ fn a_report_retried_is_counted_once() {
     assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 9);
 }
 
+#[test]
+fn reports_use_the_report_session_and_fall_back_when_it_expires() {
+    let s = TestServer::start();
+    s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));
+    let device = client(&s, config(&s, "session"));
+    device.authorize().unwrap();
+    device.record_usage("scan", 4).unwrap();
+    assert_eq!(device.flush().unwrap().acknowledged, 1);
+    // The report went through the session the authorization opened.
+    assert_eq!(s.state.sessions.len(), 1);
+    assert_eq!(
+        s.state.replay.len(),
+        1,
+        "only the authorization was HPKE-sealed"
+    );
+    // A day later the session is over: the SDK is refused, drops it and seals the report to the
+    // server key instead; nothing is lost or counted twice.
+    s.clock.advance(DAY + 600);
+    device.record_usage("scan", 5).unwrap();
+    let second = device.flush().unwrap();
+    assert_eq!((second.acknowledged, second.duplicates), (1, 0));
+    assert_eq!(
+        s.state.replay.len(),
+        1,
+        "the sealed report (the authorization's entry expired)"
+    );
+    let rows: Vec<UsageRow> = s.admin_ok("GET", "/stats/usage", None);
+    assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 9);
+}
+
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();

@@ -2,12 +2,15 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tally_core::Clock;
 use tally_crypto::envelope::{ReplyKey, seal_request};
 use tally_crypto::keys::EncryptionPublicKey;
+use tally_crypto::session::{Direction, SessionKey};
 use tally_proto::ErrorBody;
 use tally_proto::wire::{
-    AuthorizeRequest, AuthorizeResponse, Envelope, Reply, RequestStamp, SealedResponse,
-    ServerHello, ValidationField,
+    AuthorizeRequest, AuthorizeResponse, Envelope, Reply, ReportRequest, ReportResponse,
+    RequestStamp, SealedResponse, ServerHello, SessionEnvelope, SessionGrant, UsageReport,
+    ValidationField,
 };
 
 use crate::common::*;
@@ -179,4 +182,176 @@ fn a_sealed_request_with_bad_fields_is_refused_inside_the_envelope() {
         open::<AuthorizeResponse>(&key, &text),
         Reply::Err(_)
     ));
+}
+
+/// Authorizes `device` by hand and returns the grant's report session with its key.
+fn open_session(s: &TestServer, device: &str) -> (SessionGrant, SessionKey) {
+    let (env, key) = seal(s, "authorize", &request(s.clock.now(), device));
+    let (status, text) = post_raw(s, "/api/v1/authorize", &serde_json::to_vec(&env).unwrap());
+    assert_eq!(status, 200, "{text}");
+    match open::<AuthorizeResponse>(&key, &text) {
+        Reply::Ok(r) => (r.session.expect("a report session"), key.session_key()),
+        Reply::Err(e) => panic!("authorization refused: {e:?}"),
+    }
+}
+
+fn session_report_request(s: &TestServer, device: &str, report_id: &str) -> ReportRequest {
+    ReportRequest {
+        stamp: RequestStamp {
+            request_id: tally_crypto::random_id().unwrap(),
+            sent_at: s.clock.now(),
+        },
+        device_uuid: device.into(),
+        organization: "acme".into(),
+        handshake_code: "acme-default".into(),
+        reports: vec![UsageReport {
+            report_id: report_id.into(),
+            slice: tally_proto::slice::slice_of(s.clock.now()),
+            counts: [("scan".to_string(), 2u64)].into(),
+        }],
+    }
+}
+
+fn session_body(ticket: &str, seq: u64, key: &SessionKey, req: &ReportRequest) -> Vec<u8> {
+    let ct = key
+        .seal(
+            Direction::ToServer,
+            seq,
+            ticket,
+            &serde_json::to_vec(req).unwrap(),
+        )
+        .unwrap();
+    serde_json::to_vec(&SessionEnvelope {
+        v: 1,
+        ticket: ticket.into(),
+        seq,
+        ct,
+    })
+    .unwrap()
+}
+
+fn open_session_reply(
+    key: &SessionKey,
+    seq: u64,
+    ticket: &str,
+    body: &str,
+) -> Reply<ReportResponse> {
+    let sealed: SealedResponse = serde_json::from_str(body).unwrap();
+    let plain = key
+        .open(Direction::ToClient, seq, ticket, &sealed.ct)
+        .unwrap();
+    serde_json::from_slice(&plain).unwrap()
+}
+
+fn plain_error(status_and_body: (u16, String)) -> (u16, String) {
+    let err: ErrorBody = serde_json::from_str(&status_and_body.1).unwrap();
+    (status_and_body.0, err.name)
+}
+
+#[test]
+fn reports_in_a_session_are_counted_once_and_replays_refused() {
+    let s = licensed_server();
+    let (session, key) = open_session(&s, "device-1");
+    assert_eq!(session.expires_at, T0 + 24 * 3600);
+    let t = session.ticket.as_str();
+    let req = session_report_request(&s, "device-1", "r-1");
+    let body = session_body(t, 1, &key, &req);
+    let (status, text) = post_raw(&s, "/api/v1/session/report", &body);
+    assert_eq!(status, 200, "{text}");
+    match open_session_reply(&key, 1, t, &text) {
+        Reply::Ok(r) => assert_eq!(r.accepted, ["r-1"]),
+        Reply::Err(e) => panic!("refused: {e:?}"),
+    }
+    // The same message again: refused in plain JSON, nothing counted twice.
+    assert_eq!(
+        plain_error(post_raw(&s, "/api/v1/session/report", &body)),
+        (409, "replayed_request".to_string())
+    );
+    // A new message number may carry the same report (a retry): it is a duplicate.
+    let (status, text) = post_raw(
+        &s,
+        "/api/v1/session/report",
+        &session_body(t, 2, &key, &req),
+    );
+    assert_eq!(status, 200);
+    match open_session_reply(&key, 2, t, &text) {
+        Reply::Ok(r) => assert_eq!(r.duplicates, ["r-1"]),
+        Reply::Err(e) => panic!("refused: {e:?}"),
+    }
+    let stats: Vec<tally_proto::admin::UsageRow> = s.admin_ok("GET", "/stats/usage", None);
+    assert_eq!(stats.iter().map(|d| d.count).sum::<u64>(), 2);
+}
+
+#[test]
+fn a_session_is_bound_to_its_server_device_time_and_bytes() {
+    let s = licensed_server();
+    let (session, key) = open_session(&s, "device-1");
+    let t = session.ticket.as_str();
+    // Another device cannot use this device's session (sealed refusal: the message was valid).
+    let other = session_report_request(&s, "device-2", "r-x");
+    let (status, text) = post_raw(
+        &s,
+        "/api/v1/session/report",
+        &session_body(t, 1, &key, &other),
+    );
+    assert_eq!(status, 400);
+    match open_session_reply(&key, 1, t, &text) {
+        Reply::Err(e) => assert_eq!(e.name, "bad_request"),
+        Reply::Ok(_) => panic!("another device's report accepted"),
+    }
+    // A flipped bit in the ciphertext, or the wrong key, does not open.
+    let req = session_report_request(&s, "device-1", "r-2");
+    let mut envelope: SessionEnvelope =
+        serde_json::from_slice(&session_body(t, 2, &key, &req)).unwrap();
+    let mut ct = tally_crypto::b64_decode(&envelope.ct).unwrap();
+    ct[3] ^= 1;
+    envelope.ct = tally_crypto::b64_encode(&ct);
+    assert_eq!(
+        plain_error(post_raw(
+            &s,
+            "/api/v1/session/report",
+            &serde_json::to_vec(&envelope).unwrap()
+        )),
+        (400, "bad_envelope".to_string())
+    );
+    // A ticket of another server is unknown here.
+    let other_server = licensed_server();
+    let (foreign, foreign_key) = open_session(&other_server, "device-1");
+    assert_eq!(
+        plain_error(post_raw(
+            &s,
+            "/api/v1/session/report",
+            &session_body(&foreign.ticket, 1, &foreign_key, &req)
+        )),
+        (401, "session_expired".to_string())
+    );
+    // After 24 hours the session is over; nothing was counted on the way.
+    s.clock.advance(24 * 3600);
+    let late = session_report_request(&s, "device-1", "r-3");
+    assert_eq!(
+        plain_error(post_raw(
+            &s,
+            "/api/v1/session/report",
+            &session_body(t, 3, &key, &late)
+        )),
+        (401, "session_expired".to_string())
+    );
+    let stats: Vec<tally_proto::admin::UsageRow> = s.admin_ok("GET", "/stats/usage", None);
+    assert!(stats.is_empty(), "{stats:?}");
+}
+
+#[test]
+fn a_session_survives_a_server_restart() {
+    let s = licensed_server();
+    let (session, key) = open_session(&s, "device-1");
+    let vendor = s.vendor.clone();
+    let (data, _) = s.stop();
+    let s = TestServer::start_in(data, vendor, "machine-1");
+    let req = session_report_request(&s, "device-1", "r-1");
+    let (status, text) = post_raw(
+        &s,
+        "/api/v1/session/report",
+        &session_body(&session.ticket, 1, &key, &req),
+    );
+    assert_eq!(status, 200, "{text}");
 }

@@ -237,6 +237,8 @@ fn authorize(
         grant: tally_crypto::grant::sign_grant(&grant, &keys.signing).unwrap(),
         certificates: b.certificates.clone(),
         server_time: now,
+        // Like a server without report sessions: reports take the sealed path.
+        session: None,
     })
 }
 

@@ -175,6 +175,7 @@ impl Fixture {
             grant: tally_crypto::grant::sign_grant(grant, signer).unwrap(),
             certificates,
             server_time: grant.issued_at,
+            session: None,
         }
     }
 

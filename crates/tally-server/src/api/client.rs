@@ -7,10 +7,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tally_crypto::envelope::ENVELOPE_VERSION;
+use tally_crypto::session::{Direction, OpenedTicket, SessionKey};
 use tally_proto::ErrorCode;
 use tally_proto::wire::{
     AuthorizeRequest, Envelope, MAX_REQUEST_SKEW_SECONDS, Reply, ReportRequest, RequestStamp,
-    ServerHello,
+    SealedResponse, ServerHello, SessionEnvelope,
 };
 
 use crate::app::AppState;
@@ -45,7 +47,9 @@ pub async fn authorize(
         &state,
         "authorize",
         body,
-        |s, req: AuthorizeRequest| async move { service::authorize::authorize(&s, req).await },
+        |s, req: AuthorizeRequest, session| async move {
+            service::authorize::authorize(&s, req, session).await
+        },
     )
     .await
 }
@@ -55,10 +59,126 @@ pub async fn report(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    sealed(&state, "report", body, |s, req: ReportRequest| async move {
-        service::report::report(&s, req).await
-    })
+    sealed(
+        &state,
+        "report",
+        body,
+        |s, req: ReportRequest, _| async move { service::report::report(&s, req).await },
+    )
     .await
+}
+
+/// `POST /api/v1/session/report`: a usage report encrypted with the key of a report session (see
+/// `tally_crypto::session`). No public-key operation: the ticket carries the session key, sealed
+/// to this server.
+pub async fn session_report(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let opened = match open_session(&state, body) {
+        Ok(o) => o,
+        Err(e) => return e.into_response(),
+    };
+    let outcome = match api::body::json::<ReportRequest>(&opened.plaintext, ErrorCode::BadRequest) {
+        Ok(req) => match check_skew(&state, &req.stamp) {
+            Ok(())
+                if req.device_uuid != opened.ticket.contents.device_uuid
+                    || req.handshake_code != opened.ticket.contents.handshake_code =>
+            {
+                Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    "the report names another device or handshake code than its session",
+                ))
+            }
+            Ok(()) => service::report::report(&state, req).await,
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    let (status, reply) = reply_of(outcome);
+    let sealed = serde_json::to_vec(&reply)
+        .map_err(|e| e.to_string())
+        .and_then(|plain| {
+            opened
+                .ticket
+                .key
+                .seal(Direction::ToClient, opened.seq, &opened.ticket_text, &plain)
+                .map_err(|e| e.to_string())
+        });
+    match sealed {
+        Ok(ct) => (status, axum::Json(SealedResponse { ct })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot seal reply");
+            ApiError::plain(ErrorCode::Internal).into_response()
+        }
+    }
+}
+
+/// An opened session message.
+struct OpenedSession {
+    ticket: OpenedTicket,
+    ticket_text: String,
+    seq: u64,
+    plaintext: Vec<u8>,
+}
+
+/// Opens a session envelope: a ticket this server issued and has not expired, a message that
+/// decrypts under its key, and a sequence number not seen before. Every refusal here is plain
+/// JSON: a reply sealed with the message's number could repeat a nonce.
+fn open_session(state: &AppState, body: Result<Bytes, BytesRejection>) -> ApiResult<OpenedSession> {
+    let bytes = api::body::bytes(body)?;
+    let envelope: SessionEnvelope = api::body::json(&bytes, ErrorCode::BadRequest)?;
+    if envelope.v != ENVELOPE_VERSION {
+        return Err(ApiError::new(
+            ErrorCode::BadEnvelope,
+            format!(
+                "unsupported envelope version {} (this server speaks {ENVELOPE_VERSION})",
+                envelope.v
+            ),
+        ));
+    }
+    let now = state.now();
+    let ticket = state.tickets.open(&envelope.ticket).map_err(|_| {
+        ApiError::new(
+            ErrorCode::SessionExpired,
+            "this server did not issue the ticket",
+        )
+    })?;
+    if ticket.contents.expires_at <= now {
+        return Err(ApiError::plain(ErrorCode::SessionExpired).with_server_time(now));
+    }
+    let plaintext = ticket
+        .key
+        .open(
+            Direction::ToServer,
+            envelope.seq,
+            &envelope.ticket,
+            &envelope.ct,
+        )
+        .map_err(|e| ApiError::new(ErrorCode::BadEnvelope, e.to_string()))?;
+    if !state
+        .sessions
+        .accept(ticket.id, envelope.seq, ticket.contents.expires_at, now)
+    {
+        return Err(ApiError::plain(ErrorCode::ReplayedRequest));
+    }
+    Ok(OpenedSession {
+        ticket,
+        ticket_text: envelope.ticket,
+        seq: envelope.seq,
+        plaintext,
+    })
+}
+
+/// The status and body of a sealed answer.
+fn reply_of<Resp>(outcome: ApiResult<Resp>) -> (StatusCode, Reply<Resp>) {
+    match outcome {
+        Ok(resp) => (StatusCode::OK, Reply::Ok(resp)),
+        Err(e) => {
+            tracing::debug!(error = %e, "request refused");
+            (e.status(), Reply::Err(e.body()))
+        }
+    }
 }
 
 /// Requests that carry a replay-protection stamp.
@@ -88,7 +208,7 @@ async fn sealed<Req, Resp, F, Fut>(
 where
     Req: DeserializeOwned + Stamped,
     Resp: Serialize,
-    F: FnOnce(AppState, Req) -> Fut,
+    F: FnOnce(AppState, Req, SessionKey) -> Fut,
     Fut: std::future::Future<Output = ApiResult<Resp>>,
 {
     let opened = match open(state, purpose, body) {
@@ -97,18 +217,12 @@ where
     };
     let outcome = match api::body::json::<Req>(&opened.plaintext, ErrorCode::BadRequest) {
         Ok(req) => match check_stamp(state, req.stamp(), opened.replay_id) {
-            Ok(()) => handler(state.clone(), req).await,
+            Ok(()) => handler(state.clone(), req, opened.reply_key.session_key()).await,
             Err(e) => Err(e),
         },
         Err(e) => Err(e),
     };
-    let (status, reply) = match outcome {
-        Ok(resp) => (StatusCode::OK, Reply::Ok(resp)),
-        Err(e) => {
-            tracing::debug!(purpose, error = %e, "request refused");
-            (e.status(), Reply::Err(e.body()))
-        }
-    };
+    let (status, reply) = reply_of(outcome);
     let sealed = serde_json::to_vec(&reply)
         .map_err(|e| e.to_string())
         .and_then(|plain| opened.reply_key.seal(&plain).map_err(|e| e.to_string()));
@@ -134,6 +248,21 @@ fn open(
 
 /// Refuses stamps too far from the server clock, and envelopes already seen.
 fn check_stamp(state: &AppState, stamp: &RequestStamp, replay_id: [u8; 32]) -> ApiResult<()> {
+    check_skew(state, stamp)?;
+    let now = state.now();
+    // Forgotten once the stamp itself would be refused as stale.
+    let forget_after = stamp
+        .sent_at
+        .saturating_add(MAX_REQUEST_SKEW_SECONDS + 1)
+        .max(now + 1);
+    if !state.replay.first_use(replay_id, now, forget_after) {
+        return Err(ApiError::plain(ErrorCode::ReplayedRequest));
+    }
+    Ok(())
+}
+
+/// Refuses stamps too far from the server clock.
+fn check_skew(state: &AppState, stamp: &RequestStamp) -> ApiResult<()> {
     let now = state.now();
     if (stamp.sent_at - now).abs() > MAX_REQUEST_SKEW_SECONDS {
         return Err(ApiError::new(
@@ -144,12 +273,6 @@ fn check_stamp(state: &AppState, stamp: &RequestStamp, replay_id: [u8; 32]) -> A
             ),
         )
         .with_server_time(now));
-    }
-    if !state
-        .replay
-        .first_use(replay_id, now, now + 2 * MAX_REQUEST_SKEW_SECONDS + 1)
-    {
-        return Err(ApiError::plain(ErrorCode::ReplayedRequest));
     }
     Ok(())
 }

@@ -5,8 +5,11 @@
 use tally_core::admission::{Ask, Decision, Refusal};
 use tally_core::matching::{self, Mismatch};
 use tally_core::resolve::{Target, resolve};
+use tally_crypto::session::{SessionKey, TicketContents};
 use tally_proto::license::LicenseType;
-use tally_proto::wire::{AuthorizeRequest, AuthorizeResponse, Grant, GrantedItem};
+use tally_proto::wire::{
+    AuthorizeRequest, AuthorizeResponse, Grant, GrantedItem, SESSION_SECONDS, SessionGrant,
+};
 use tally_proto::{ErrorCode, UnixSeconds};
 use tally_store::{AdmitRequest, HandshakeRow};
 
@@ -20,7 +23,13 @@ struct Resolved {
     trial_ends: Option<UnixSeconds>,
 }
 
-pub async fn authorize(state: &AppState, req: AuthorizeRequest) -> ApiResult<AuthorizeResponse> {
+/// Authorizes `req`; `session` is the report-session key exported from the request's HPKE
+/// context, handed back to the client inside a ticket only this server can open.
+pub async fn authorize(
+    state: &AppState,
+    req: AuthorizeRequest,
+    session: SessionKey,
+) -> ApiResult<AuthorizeResponse> {
     if let Some(problem) = &state.identity.mismatch {
         return Err(ApiError::new(ErrorCode::IdentityMismatch, problem.clone()));
     }
@@ -31,7 +40,7 @@ pub async fn authorize(state: &AppState, req: AuthorizeRequest) -> ApiResult<Aut
         trial_ends,
     } = resolve_handshake(state, &req, now).await?;
     let code = handshake.code.clone();
-    let result = authorize_on(state, &req, handshake, trial_ends, now).await;
+    let result = authorize_on(state, &req, handshake, trial_ends, now, session).await;
     // Outcomes per code feed the failed-authorization alert.
     if let Err(e) = state
         .store
@@ -50,6 +59,7 @@ async fn authorize_on(
     handshake: HandshakeRow,
     trial_ends: Option<UnixSeconds>,
     now: UnixSeconds,
+    session: SessionKey,
 ) -> ApiResult<AuthorizeResponse> {
     check_access(&handshake, req)?;
 
@@ -117,10 +127,23 @@ async fn authorize_on(
         .map_err(|_| ApiError::plain(ErrorCode::Internal))?;
     let certificates = state.certificate(license_id).await?.into_iter().collect();
     tracing::info!(device = %req.device_uuid, code = %handshake.code, item = %item.id, "authorized");
+    let expires_at = now + SESSION_SECONDS;
+    let ticket = state
+        .tickets
+        .issue(
+            &session,
+            &TicketContents {
+                device_uuid: req.device_uuid.clone(),
+                handshake_code: handshake.code.clone(),
+                expires_at,
+            },
+        )
+        .map_err(|_| ApiError::plain(ErrorCode::Internal))?;
     Ok(AuthorizeResponse {
         grant: signed,
         certificates,
         server_time: now,
+        session: Some(SessionGrant { ticket, expires_at }),
     })
 }
 
