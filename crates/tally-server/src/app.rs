@@ -33,6 +33,8 @@ pub struct Inner {
     pub admin_token: String,
     pub settings: Settings,
     pub replay: ReplayCache,
+    /// Authorization outcomes on their way to the store (see [`crate::outcomes`]).
+    pub outcomes: crate::outcomes::OutcomeTally,
     /// Sequence numbers seen per report session.
     pub sessions: SessionWindows,
     /// Seals and opens report-session tickets.
@@ -92,6 +94,7 @@ impl AppState {
             settings,
             replay: ReplayCache::default(),
             sessions: SessionWindows::default(),
+            outcomes: crate::outcomes::OutcomeTally::default(),
             tickets,
             setup_token: tally_crypto::random_id().map_err(|e| e.to_string())?,
             failed_logins: std::sync::Mutex::new(Vec::new()),
@@ -215,9 +218,14 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     crate::portal::announce_setup(&state).await;
     crate::alerts::spawn(&state);
-    axum::serve(listener, router(state))
+    let result = axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    // What was gathered in memory is written before the process ends.
+    if let Err(e) = state.outcomes.flush(&*state.store).await {
+        tracing::error!(error = %e, "cannot write authorization outcomes");
+    }
+    result
 }
 
 /// Every answer with status 500 is an internal error the admin hears about.

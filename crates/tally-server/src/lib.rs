@@ -7,6 +7,7 @@ pub mod api;
 pub mod app;
 pub mod error;
 pub mod identity;
+pub mod outcomes;
 pub mod portal;
 pub mod replay;
 pub mod service;

@@ -3,24 +3,30 @@
 use rusqlite::{Connection, params};
 use tally_proto::UnixSeconds;
 use tally_proto::admin::AlertView;
-use tally_store::StoreResult;
+use tally_store::{AuthOutcomes, StoreResult};
 
 use crate::backend;
 
-pub fn record_outcome(
-    c: &mut Connection,
-    code: &str,
-    ok: bool,
-    at: UnixSeconds,
-) -> StoreResult<()> {
-    let (good, bad) = if ok { (1, 0) } else { (0, 1) };
-    c.execute(
-        "INSERT INTO auth_minutes (minute, handshake_code, ok, failed) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (minute, handshake_code) DO UPDATE SET ok = ok + excluded.ok, failed = failed + excluded.failed",
-        params![at.div_euclid(60), code, good, bad],
-    )
-    .map_err(backend("count authorization"))?;
-    Ok(())
+pub fn record_outcomes(c: &mut Connection, counts: &[AuthOutcomes]) -> StoreResult<()> {
+    let tx = c.savepoint().map_err(backend("begin outcomes"))?;
+    {
+        let mut add = tx
+            .prepare_cached(
+                "INSERT INTO auth_minutes (minute, handshake_code, ok, failed) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (minute, handshake_code) DO UPDATE SET ok = ok + excluded.ok, failed = failed + excluded.failed",
+            )
+            .map_err(backend("prepare outcomes"))?;
+        for o in counts {
+            add.execute(params![
+                o.minute,
+                o.handshake_code,
+                i64::try_from(o.ok).unwrap_or(i64::MAX),
+                i64::try_from(o.failed).unwrap_or(i64::MAX)
+            ])
+            .map_err(backend("count authorizations"))?;
+        }
+    }
+    tx.commit().map_err(backend("commit outcomes"))
 }
 
 pub fn outcomes(c: &mut Connection, since: UnixSeconds) -> StoreResult<Vec<(String, u64, u64)>> {

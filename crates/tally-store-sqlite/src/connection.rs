@@ -32,6 +32,7 @@ struct Inner {
     path: PathBuf,
     writer: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
+    cache: crate::cache::ReadCache,
 }
 
 fn configure(conn: &Connection) -> StoreResult<()> {
@@ -67,6 +68,7 @@ pub(crate) fn open(path: &Path) -> StoreResult<SqliteStore> {
             path: path.to_owned(),
             writer: tx,
             readers: Mutex::new(Vec::new()),
+            cache: crate::cache::ReadCache::default(),
         }),
     })
 }
@@ -134,6 +136,10 @@ fn run_batch(conn: &mut Connection, pending: &mut VecDeque<Job>) {
 }
 
 impl SqliteStore {
+    pub(crate) fn cache(&self) -> &crate::cache::ReadCache {
+        &self.inner.cache
+    }
+
     /// Runs `f` on the writer thread and waits until its result is committed.
     pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where

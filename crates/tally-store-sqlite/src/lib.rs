@@ -6,6 +6,7 @@
 //! their own connections and never wait for the writer.
 
 mod alerts;
+mod cache;
 mod connection;
 mod devices;
 mod handshakes;
@@ -54,7 +55,9 @@ impl Store for SqliteStore {
     }
 
     async fn import_license(&self, license: NewLicense) -> StoreResult<ImportOutcome> {
-        self.write(move |c| licenses::import(c, &license)).await
+        let outcome = self.write(move |c| licenses::import(c, &license)).await;
+        self.cache().clear();
+        outcome
     }
 
     async fn licenses(&self) -> StoreResult<Vec<StoredLicense>> {
@@ -66,23 +69,44 @@ impl Store for SqliteStore {
     }
 
     async fn organization(&self, id: &str) -> StoreResult<Option<OrganizationRow>> {
+        if let Some(row) = self.cache().organization(id) {
+            return Ok(Some(row));
+        }
+        let seen = self.cache().generation();
         let id = id.to_owned();
-        self.read(move |c| handshakes::organization(c, &id)).await
+        let row = self.read(move |c| handshakes::organization(c, &id)).await?;
+        if let Some(r) = &row {
+            self.cache().put_organization(seen, r);
+        }
+        Ok(row)
     }
 
     async fn create_handshake(&self, handshake: NewHandshake) -> StoreResult<()> {
-        self.write(move |c| handshakes::create(c, &handshake)).await
+        let outcome = self.write(move |c| handshakes::create(c, &handshake)).await;
+        self.cache().clear();
+        outcome
     }
 
     async fn handshake(&self, code: &str) -> StoreResult<Option<HandshakeRow>> {
+        if let Some(row) = self.cache().handshake(code) {
+            return Ok(Some(row));
+        }
+        let seen = self.cache().generation();
         let code = code.to_owned();
-        self.read(move |c| handshakes::get(c, &code)).await
+        let row = self.read(move |c| handshakes::get(c, &code)).await?;
+        if let Some(r) = &row {
+            self.cache().put_handshake(seen, r);
+        }
+        Ok(row)
     }
 
     async fn update_handshake(&self, code: &str, change: HandshakeChange) -> StoreResult<()> {
         let code = code.to_owned();
-        self.write(move |c| handshakes::update(c, &code, &change))
-            .await
+        let outcome = self
+            .write(move |c| handshakes::update(c, &code, &change))
+            .await;
+        self.cache().clear();
+        outcome
     }
 
     async fn handshakes(&self) -> StoreResult<Vec<HandshakeRow>> {
@@ -162,14 +186,8 @@ impl Store for SqliteStore {
         self.write(move |c| portal::record_audit(c, &entry)).await
     }
 
-    async fn record_auth_outcome(
-        &self,
-        handshake_code: &str,
-        ok: bool,
-        at: UnixSeconds,
-    ) -> StoreResult<()> {
-        let code = handshake_code.to_owned();
-        self.write(move |c| alerts::record_outcome(c, &code, ok, at))
+    async fn record_auth_outcomes(&self, counts: Vec<AuthOutcomes>) -> StoreResult<()> {
+        self.write(move |c| alerts::record_outcomes(c, &counts))
             .await
     }
 

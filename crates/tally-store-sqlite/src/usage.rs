@@ -178,14 +178,12 @@ fn renew_and_charge(
             .filter(|(feature, _)| item.counts_feature(feature))
             .fold(0u64, |sum, (_, n)| sum.saturating_add(*n));
         if total > 0 {
-            tx.execute(
-                concat!(
-                    "INSERT INTO item_usage (item_id, used) VALUES (?1, ?2)
-                     ON CONFLICT (item_id) DO UPDATE SET ",
-                    saturating_add!("used")
-                ),
-                params![item.id, to_i64(total)],
-            )
+            tx.prepare_cached(concat!(
+                "INSERT INTO item_usage (item_id, used) VALUES (?1, ?2)
+                 ON CONFLICT (item_id) DO UPDATE SET ",
+                saturating_add!("used")
+            ))
+            .and_then(|mut stmt| stmt.execute(params![item.id, to_i64(total)]))
             .map_err(backend("charge usage"))?;
         }
     }
@@ -207,11 +205,11 @@ fn renew_and_charge(
             }
             .max(*until)
         };
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE devices SET active_until = ?3, last_seen = MAX(last_seen, ?4)
              WHERE item_id = ?1 AND device_uuid = ?2",
-            params![item.id, batch.device_uuid, renewed, now],
         )
+        .and_then(|mut stmt| stmt.execute(params![item.id, batch.device_uuid, renewed, now]))
         .map_err(backend("renew registration"))?;
         let concurrent = matches!(
             item.license_type,

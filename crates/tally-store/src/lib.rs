@@ -103,13 +103,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn record_audit(&self, entry: AuditEntry) -> StoreResult<()>;
 
-    /// Counts one authorization outcome of an existing handshake code.
-    async fn record_auth_outcome(
-        &self,
-        handshake_code: &str,
-        ok: bool,
-        at: tally_proto::UnixSeconds,
-    ) -> StoreResult<()>;
+    /// Adds authorization outcomes of existing handshake codes, gathered per minute by the
+    /// server (one write for many authorizations).
+    async fn record_auth_outcomes(&self, counts: Vec<AuthOutcomes>) -> StoreResult<()>;
     /// `(code, succeeded, failed)` since `since`; older counts are deleted.
     async fn auth_outcomes(
         &self,

@@ -204,3 +204,13 @@ pub struct ItemHourlyUsage {
     pub feature: String,
     pub count: u64,
 }
+
+/// Authorization outcomes of one handshake code in one minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthOutcomes {
+    pub handshake_code: String,
+    /// Unix time divided by 60.
+    pub minute: i64,
+    pub ok: u64,
+    pub failed: u64,
+}

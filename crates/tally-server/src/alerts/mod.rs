@@ -96,6 +96,11 @@ pub async fn evaluate_once(state: &AppState) -> Result<Option<i64>, String> {
             format!("({})", crate::portal::when(item.end)),
         );
     }
+    state
+        .outcomes
+        .flush(&*state.store)
+        .await
+        .map_err(|e| e.to_string())?;
     for (code, ok, failed) in state
         .store
         .auth_outcomes(now - 3600)
@@ -222,6 +227,17 @@ pub fn spawn(state: &AppState) {
             if let Err(e) = evaluate_once(&s).await {
                 tracing::error!(error = %e, "alert evaluation failed");
                 s.internal_error(format!("alert evaluation failed: {e}"));
+            }
+        }
+    });
+    let s = state.clone();
+    tokio::spawn(async move {
+        let every = Duration::from_secs(crate::outcomes::FLUSH_EVERY_SECONDS);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = s.outcomes.flush(&*s.store).await {
+                tracing::error!(error = %e, "cannot write authorization outcomes");
             }
         }
     });

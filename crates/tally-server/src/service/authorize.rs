@@ -42,13 +42,7 @@ pub async fn authorize(
     let code = handshake.code.clone();
     let result = authorize_on(state, &req, handshake, trial_ends, now, session).await;
     // Outcomes per code feed the failed-authorization alert.
-    if let Err(e) = state
-        .store
-        .record_auth_outcome(&code, result.is_ok(), now)
-        .await
-    {
-        tracing::error!(error = %e, "cannot count the authorization outcome");
-    }
+    state.outcomes.add(&code, result.is_ok(), now);
     result
 }
 
