@@ -1,13 +1,31 @@
-//! The load: worker threads sending real protocol requests (HPKE-sealed, replay-stamped) over
-//! keep-alive connections for a fixed time, recording every latency.
+//! The load: keep-alive HTTP/1.1 connections driven from one thread (a single-threaded tokio
+//! runtime with hyper's client), each sending real protocol requests and checking every answer.
+//!
+//! Public-key work of the *client* (sealing an HPKE envelope costs more than opening one) would
+//! otherwise cap the load below what the server can take, so envelopes are sealed before a phase
+//! starts; each is still unique, stamped and replay-protected. Reports in a session need no
+//! public-key work and are encrypted while sending. Two modes:
+//!
+//! * closed loop (`rate = None`): every connection sends its next request as soon as the
+//!   previous one is answered — the peak rate;
+//! * open loop (`rate = Some(r)`): requests are scheduled at `r` per second whatever the answers,
+//!   and latency counts from the scheduled time when the generator is behind schedule, so a slow
+//!   server cannot hide its queueing (no coordinated omission).
 
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tally_crypto::envelope::seal_request;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tally_crypto::envelope::{ReplyKey, seal_request};
 use tally_crypto::keys::EncryptionPublicKey;
+use tally_crypto::session::{Direction, SessionKey};
 use tally_proto::wire::{
-    AuthorizeRequest, Envelope, Reply, ReportRequest, RequestStamp, SealedResponse, UsageReport,
-    ValidationField,
+    AuthorizeRequest, AuthorizeResponse, PATH_AUTHORIZE, PATH_REPORT, PATH_SESSION_REPORT, Reply,
+    ReportRequest, RequestStamp, SealedResponse, SessionEnvelope, UsageReport, ValidationField,
 };
 
 /// What one phase sends.
@@ -19,8 +37,10 @@ pub enum Phase {
     Crypto,
     /// A sealed authorization to Tally.
     Authorize,
-    /// A sealed usage report (one report, a new id each time) to Tally.
-    Report,
+    /// A usage report (one report, a new id each time) in the device's report session.
+    SessionReport,
+    /// A usage report sealed to the server key (the path without a session).
+    SealedReport,
 }
 
 /// Measured figures of one phase.
@@ -30,6 +50,10 @@ pub struct Outcome {
     pub errors: u64,
     pub elapsed: Duration,
     pub latencies_us: Vec<u32>,
+    /// Envelopes the generator had to seal during the measurement (pool too small): the rate is
+    /// then a lower bound.
+    pub sealed_live: u64,
+    pub first_error: Option<String>,
 }
 
 impl Outcome {
@@ -50,12 +74,31 @@ impl Outcome {
 /// Where a phase sends its requests.
 #[derive(Clone)]
 pub struct Target {
-    pub url: String,
+    /// `host:port`.
+    pub addr: String,
     pub key: EncryptionPublicKey,
     pub organization: String,
     pub product: String,
     pub handshake_code: String,
-    pub devices_per_thread: usize,
+    pub devices: usize,
+    /// Prefix of the device ids, so that runs against the same server use distinct devices.
+    pub device_prefix: String,
+}
+
+impl Target {
+    fn device(&self, n: usize) -> String {
+        format!("{}-{}", self.device_prefix, n % self.devices.max(1))
+    }
+}
+
+/// How a phase is driven.
+#[derive(Debug, Clone, Copy)]
+pub struct Drive {
+    pub connections: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// Requests per second in open loop; `None` for the closed-loop peak.
+    pub rate: Option<f64>,
 }
 
 fn now() -> i64 {
@@ -65,169 +108,461 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// One request of `phase`; returns whether the server accepted it.
-fn request(
-    agent: &ureq::Agent,
-    phase: Phase,
-    t: &Target,
-    thread: usize,
-    seq: u64,
-) -> Result<(), String> {
-    let device = format!(
-        "bench-{thread}-{}",
-        seq as usize % t.devices_per_thread.max(1)
-    );
-    let stamp = || RequestStamp {
-        request_id: format!("{thread}-{seq}"),
+fn stamp(n: u64) -> RequestStamp {
+    RequestStamp {
+        request_id: format!("bench-{n}"),
         sent_at: now(),
-    };
-    let (path, purpose, plain) = match phase {
-        Phase::Echo => {
-            let body = format!(
-                r#"{{"device_uuid":"{device}","product":"{}","organization":"{}","handshake_code":"{}","seq":{seq},"padding":"{}"}}"#,
-                t.product,
-                t.organization,
-                t.handshake_code,
-                "x".repeat(160)
-            );
-            let mut resp = agent
-                .post(&format!("{}/echo", t.url))
-                .send(body.as_bytes())
-                .map_err(|e| e.to_string())?;
-            let back = resp.body_mut().read_to_vec().map_err(|e| e.to_string())?;
-            return if back.len() == body.len() {
-                Ok(())
-            } else {
-                Err("echo mismatch".into())
-            };
-        }
-        Phase::Crypto | Phase::Authorize => {
-            let req = AuthorizeRequest {
-                stamp: stamp(),
-                organization: t.organization.clone(),
-                handshake_code: t.handshake_code.clone(),
-                session_password: None,
-                device_uuid: device,
-                product: t.product.clone(),
-                version: None,
-                modules: vec![],
-                validation: ValidationField::default(),
-                friendly_name: None,
-                buffer_days: None,
-                instances: None,
-            };
-            let path = if phase == Phase::Crypto {
-                "/crypto"
-            } else {
-                tally_proto::wire::PATH_AUTHORIZE
-            };
-            (
-                path,
-                "authorize",
-                serde_json::to_vec(&req).map_err(|e| e.to_string())?,
-            )
-        }
-        Phase::Report => {
-            let req = ReportRequest {
-                stamp: stamp(),
-                device_uuid: device,
-                organization: t.organization.clone(),
-                handshake_code: t.handshake_code.clone(),
-                reports: vec![UsageReport {
-                    report_id: format!("r-{thread}-{seq}-{}", now()),
-                    slice: tally_proto::slice::slice_of(now()),
-                    counts: [("scan".to_string(), 1u64)].into(),
-                }],
-            };
-            (
-                tally_proto::wire::PATH_REPORT,
-                "report",
-                serde_json::to_vec(&req).map_err(|e| e.to_string())?,
-            )
-        }
-    };
-    let (envelope, reply_key): (Envelope, _) =
-        seal_request(&t.key, purpose, &plain).map_err(|e| e.to_string())?;
-    let body = serde_json::to_vec(&envelope).map_err(|e| e.to_string())?;
-    let mut resp = agent
-        .post(&format!("{}{path}", t.url))
-        .send(&body[..])
-        .map_err(|e| e.to_string())?;
-    let status = resp.status();
-    let bytes = resp.body_mut().read_to_vec().map_err(|e| e.to_string())?;
-    let sealed: SealedResponse =
-        serde_json::from_slice(&bytes).map_err(|_| format!("HTTP {status}"))?;
-    let plain = reply_key.open(&sealed).map_err(|e| e.to_string())?;
-    if phase == Phase::Crypto {
-        return Ok(());
-    }
-    match serde_json::from_slice::<Reply<serde_json::Value>>(&plain) {
-        Ok(Reply::Ok(_)) => Ok(()),
-        Ok(Reply::Err(e)) => Err(format!("{} {}", e.code, e.name)),
-        Err(e) => Err(e.to_string()),
     }
 }
 
-/// Runs `phase` from `threads` threads for `duration` after a one-second warm-up.
-pub fn run(phase: Phase, target: &Target, threads: usize, duration: Duration) -> Outcome {
-    let warmup = Duration::from_secs(1);
-    let start = Instant::now();
-    let measure_from = start + warmup;
-    let deadline = measure_from + duration;
-    let results: Vec<(u64, u64, Vec<u32>, Option<String>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|thread| {
-                let target = target.clone();
-                scope.spawn(move || {
-                    let agent: ureq::Agent = ureq::Agent::config_builder()
-                        .http_status_as_error(false)
-                        .timeout_global(Some(Duration::from_secs(10)))
-                        .build()
-                        .into();
-                    let (mut ok, mut errors, mut lat, mut first_error) =
-                        (0u64, 0u64, Vec::new(), None);
-                    let mut seq = 0u64;
-                    loop {
-                        let t0 = Instant::now();
-                        if t0 >= deadline {
-                            break;
-                        }
-                        let result = request(&agent, phase, &target, thread, seq);
-                        seq += 1;
-                        if t0 < measure_from {
-                            continue;
-                        }
-                        match result {
-                            Ok(()) => {
-                                ok += 1;
-                                lat.push(
-                                    u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX),
-                                );
-                            }
-                            Err(e) => {
-                                errors += 1;
-                                first_error.get_or_insert(e);
-                            }
-                        }
+fn authorize_request(t: &Target, n: usize) -> AuthorizeRequest {
+    AuthorizeRequest {
+        stamp: stamp(n as u64),
+        organization: t.organization.clone(),
+        handshake_code: t.handshake_code.clone(),
+        session_password: None,
+        device_uuid: t.device(n),
+        product: t.product.clone(),
+        version: None,
+        modules: vec![],
+        validation: ValidationField::default(),
+        friendly_name: None,
+        buffer_days: None,
+        instances: None,
+    }
+}
+
+fn report_request(t: &Target, device: String, report_id: String) -> ReportRequest {
+    ReportRequest {
+        stamp: stamp(0),
+        device_uuid: device,
+        organization: t.organization.clone(),
+        handshake_code: t.handshake_code.clone(),
+        reports: vec![UsageReport {
+            report_id,
+            slice: tally_proto::slice::slice_of(now()),
+            counts: [("scan".to_string(), 1u64)].into(),
+        }],
+    }
+}
+
+/// One HPKE-sealed request ready to send.
+pub struct Sealed {
+    body: Bytes,
+    reply_key: ReplyKey,
+}
+
+fn seal(t: &Target, purpose: &str, plain: &impl serde::Serialize) -> Result<Sealed, String> {
+    let plain = serde_json::to_vec(plain).map_err(|e| e.to_string())?;
+    let (envelope, reply_key) = seal_request(&t.key, purpose, &plain).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&envelope).map_err(|e| e.to_string())?;
+    Ok(Sealed {
+        body: body.into(),
+        reply_key,
+    })
+}
+
+/// The `n`-th sealed request of `phase`.
+fn seal_nth(phase: Phase, t: &Target, n: usize) -> Result<Sealed, String> {
+    match phase {
+        Phase::SealedReport => seal(
+            t,
+            "report",
+            &report_request(t, t.device(n), format!("sealed-{}-{n}", t.device_prefix)),
+        ),
+        _ => seal(t, "authorize", &authorize_request(t, n)),
+    }
+}
+
+/// Seals `count` requests of `phase` before the phase starts.
+pub fn seal_pool(phase: Phase, t: &Target, count: usize) -> Result<Vec<Sealed>, String> {
+    (0..count).map(|n| seal_nth(phase, t, n)).collect()
+}
+
+/// A device's report session, as its authorization opened it.
+pub struct DeviceSession {
+    device: String,
+    ticket: String,
+    key: SessionKey,
+    seq: Cell<u64>,
+}
+
+/// Everything the connections of one phase share (one thread, so `Rc`/`Cell`).
+struct Shared {
+    phase: Phase,
+    target: Target,
+    echo_body: Bytes,
+    pool: RefCell<Vec<Sealed>>,
+    sessions: Vec<DeviceSession>,
+    issued: Cell<u64>,
+    sealed_live: Cell<u64>,
+}
+
+/// A request on its way, with what is needed to check its answer.
+enum Pending {
+    Echo(usize),
+    Sealed(Box<ReplyKey>, bool),
+    Session(usize, u64),
+}
+
+impl Shared {
+    fn next(&self) -> Result<(&'static str, Bytes, Pending), String> {
+        let n = self.issued.get();
+        self.issued.set(n + 1);
+        match self.phase {
+            Phase::Echo => Ok((
+                "/echo",
+                self.echo_body.clone(),
+                Pending::Echo(self.echo_body.len()),
+            )),
+            Phase::Crypto | Phase::Authorize | Phase::SealedReport => {
+                let sealed = match self.pool.borrow_mut().pop() {
+                    Some(s) => s,
+                    None => {
+                        self.sealed_live.set(self.sealed_live.get() + 1);
+                        seal_nth(self.phase, &self.target, n as usize)?
                     }
-                    (ok, errors, lat, first_error)
+                };
+                let path = match self.phase {
+                    Phase::Crypto => "/crypto",
+                    Phase::Authorize => PATH_AUTHORIZE,
+                    _ => PATH_REPORT,
+                };
+                Ok((
+                    path,
+                    sealed.body,
+                    Pending::Sealed(Box::new(sealed.reply_key), self.phase != Phase::Crypto),
+                ))
+            }
+            Phase::SessionReport => {
+                let i = n as usize % self.sessions.len().max(1);
+                let s = self
+                    .sessions
+                    .get(i)
+                    .ok_or("no report sessions were opened")?;
+                let seq = s.seq.get() + 1;
+                s.seq.set(seq);
+                let req = report_request(
+                    &self.target,
+                    s.device.clone(),
+                    format!("session-{}-{seq}", s.device),
+                );
+                let plain = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
+                let ct = s
+                    .key
+                    .seal(Direction::ToServer, seq, &s.ticket, &plain)
+                    .map_err(|e| e.to_string())?;
+                let body = serde_json::to_vec(&SessionEnvelope {
+                    v: 1,
+                    ticket: s.ticket.clone(),
+                    seq,
+                    ct,
                 })
-            })
-            .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+                .map_err(|e| e.to_string())?;
+                Ok((PATH_SESSION_REPORT, body.into(), Pending::Session(i, seq)))
+            }
+        }
+    }
+
+    fn check(&self, pending: Pending, status: u16, body: &[u8]) -> Result<(), String> {
+        let plain = match pending {
+            Pending::Echo(len) => {
+                return if body.len() == len {
+                    Ok(())
+                } else {
+                    Err(format!("echo of {} bytes for {len}", body.len()))
+                };
+            }
+            Pending::Sealed(key, check_reply) => {
+                let sealed: SealedResponse =
+                    serde_json::from_slice(body).map_err(|_| plain_error(status, body))?;
+                let plain = key.open(&sealed).map_err(|e| e.to_string())?;
+                if !check_reply {
+                    return Ok(());
+                }
+                plain
+            }
+            Pending::Session(i, seq) => {
+                let s = self.sessions.get(i).ok_or("unknown session")?;
+                let sealed: SealedResponse =
+                    serde_json::from_slice(body).map_err(|_| plain_error(status, body))?;
+                s.key
+                    .open(Direction::ToClient, seq, &s.ticket, &sealed.ct)
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        match serde_json::from_slice::<Reply<serde::de::IgnoredAny>>(&plain) {
+            Ok(Reply::Ok(_)) => Ok(()),
+            Ok(Reply::Err(e)) => Err(format!("{} {}: {}", e.code, e.name, e.message)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+fn plain_error(status: u16, body: &[u8]) -> String {
+    format!("HTTP {status}: {}", String::from_utf8_lossy(body))
+}
+
+async fn connect(addr: &str) -> Result<SendRequest<Full<Bytes>>, String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::task::spawn_local(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    host: &str,
+    path: &str,
+    body: Bytes,
+) -> Result<(u16, Bytes), String> {
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let req = hyper::Request::post(path)
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(body))
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, bytes))
+}
+
+/// Per-connection tallies.
+#[derive(Default)]
+struct Tally {
+    ok: u64,
+    errors: u64,
+    latencies_us: Vec<u32>,
+    first_error: Option<String>,
+}
+
+async fn connection(
+    shared: Rc<Shared>,
+    drive: Drive,
+    start: Instant,
+    slots: Rc<Cell<u64>>,
+) -> Tally {
+    let mut tally = Tally::default();
+    let addr = shared.target.addr.clone();
+    let mut sender = match connect(&addr).await {
+        Ok(s) => s,
+        Err(e) => {
+            tally.errors += 1;
+            tally.first_error = Some(e);
+            return tally;
+        }
+    };
+    let measure_from = start + drive.warmup;
+    let deadline = measure_from + drive.duration;
+    loop {
+        // When the request is due, and whether the generator is behind schedule.
+        let (due, behind) = match drive.rate {
+            None => (Instant::now(), false),
+            Some(rate) => {
+                let slot = slots.get();
+                slots.set(slot + 1);
+                let due = start + Duration::from_secs_f64(slot as f64 / rate);
+                let behind = due <= Instant::now();
+                if !behind {
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                (due, behind)
+            }
+        };
+        if due >= deadline {
+            break;
+        }
+        let began = if behind { due } else { Instant::now() };
+        let result = match shared.next() {
+            Ok((path, body, pending)) => match send(&mut sender, &addr, path, body).await {
+                Ok((status, bytes)) => shared.check(pending, status, &bytes),
+                Err(e) => {
+                    // The connection is gone: open a new one for the next request.
+                    if let Ok(s) = connect(&addr).await {
+                        sender = s;
+                    }
+                    Err(e)
+                }
+            },
+            Err(e) => Err(e),
+        };
+        if began < measure_from {
+            continue;
+        }
+        match result {
+            Ok(()) => {
+                tally.ok += 1;
+                tally
+                    .latencies_us
+                    .push(u32::try_from(began.elapsed().as_micros()).unwrap_or(u32::MAX));
+            }
+            Err(e) => {
+                tally.errors += 1;
+                tally.first_error.get_or_insert(e);
+            }
+        }
+    }
+    tally
+}
+
+/// Runs one phase and gathers its figures. `pool` holds envelopes sealed beforehand (sealed
+/// phases), `sessions` the report sessions (session phase).
+pub fn run(
+    phase: Phase,
+    target: &Target,
+    drive: Drive,
+    pool: Vec<Sealed>,
+    sessions: Vec<DeviceSession>,
+) -> Outcome {
+    let shared = Rc::new(Shared {
+        phase,
+        target: target.clone(),
+        echo_body: Bytes::from(format!(
+            r#"{{"device_uuid":"{}","product":"{}","organization":"{}","handshake_code":"{}","padding":"{}"}}"#,
+            target.device(0),
+            target.product,
+            target.organization,
+            target.handshake_code,
+            "x".repeat(160)
+        )),
+        pool: RefCell::new(pool),
+        sessions,
+        issued: Cell::new(0),
+        sealed_live: Cell::new(0),
+    });
+    let start = Instant::now();
+    let slots = Rc::new(Cell::new(0));
+    let tallies = run_local(drive.connections, |_| {
+        connection(shared.clone(), drive, start, slots.clone())
     });
     let mut outcome = Outcome {
-        elapsed: duration,
+        elapsed: drive.duration,
+        sealed_live: shared.sealed_live.get(),
         ..Default::default()
     };
-    for (ok, errors, lat, first_error) in results {
-        outcome.ok += ok;
-        outcome.errors += errors;
-        outcome.latencies_us.extend(lat);
-        if let Some(e) = first_error {
-            eprintln!("  ({phase:?}) first error: {e}");
+    for t in tallies {
+        outcome.ok += t.ok;
+        outcome.errors += t.errors;
+        outcome.latencies_us.extend(t.latencies_us);
+        if outcome.first_error.is_none() {
+            outcome.first_error = t.first_error;
         }
     }
     outcome.latencies_us.sort_unstable();
     outcome
+}
+
+/// Runs `tasks` futures made by `make` on one thread until all finish.
+fn run_local<F, Fut>(tasks: usize, make: F) -> Vec<Tally>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Tally> + 'static,
+{
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return vec![Tally {
+                errors: 1,
+                first_error: Some(e.to_string()),
+                ..Tally::default()
+            }];
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async {
+        let handles: Vec<_> = (0..tasks.max(1))
+            .map(|i| tokio::task::spawn_local(make(i)))
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            if let Ok(t) = h.await {
+                out.push(t);
+            }
+        }
+        out
+    })
+}
+
+/// Opens a report session for each of `target.devices` devices by authorizing it once.
+pub fn open_sessions(target: &Target, connections: usize) -> Result<Vec<DeviceSession>, String> {
+    let sessions: Rc<RefCell<Vec<DeviceSession>>> = Rc::new(RefCell::new(Vec::new()));
+    let next = Rc::new(Cell::new(0usize));
+    let failures: Rc<RefCell<Vec<String>>> = Rc::new(RefCell::new(Vec::new()));
+    run_local(connections, |_| {
+        let (sessions, next, failures, t) = (
+            sessions.clone(),
+            next.clone(),
+            failures.clone(),
+            target.clone(),
+        );
+        async move {
+            let mut sender = match connect(&t.addr).await {
+                Ok(s) => s,
+                Err(e) => {
+                    failures.borrow_mut().push(e);
+                    return Tally::default();
+                }
+            };
+            loop {
+                let n = next.get();
+                if n >= t.devices {
+                    break;
+                }
+                next.set(n + 1);
+                match open_one(&mut sender, &t, n).await {
+                    Ok(s) => sessions.borrow_mut().push(s),
+                    Err(e) => failures.borrow_mut().push(e),
+                }
+            }
+            Tally::default()
+        }
+    });
+    if let Some(e) = failures.borrow().first() {
+        return Err(format!("opening report sessions: {e}"));
+    }
+    Ok(sessions.take())
+}
+
+async fn open_one(
+    sender: &mut SendRequest<Full<Bytes>>,
+    t: &Target,
+    n: usize,
+) -> Result<DeviceSession, String> {
+    let sealed = seal(t, "authorize", &authorize_request(t, n))?;
+    let (status, bytes) = send(sender, &t.addr, PATH_AUTHORIZE, sealed.body).await?;
+    let envelope: SealedResponse =
+        serde_json::from_slice(&bytes).map_err(|_| plain_error(status, &bytes))?;
+    let plain = sealed
+        .reply_key
+        .open(&envelope)
+        .map_err(|e| e.to_string())?;
+    match serde_json::from_slice::<Reply<AuthorizeResponse>>(&plain) {
+        Ok(Reply::Ok(r)) => {
+            let session = r.session.ok_or("the server opened no report session")?;
+            Ok(DeviceSession {
+                device: t.device(n),
+                ticket: session.ticket,
+                key: sealed.reply_key.session_key(),
+                seq: Cell::new(0),
+            })
+        }
+        Ok(Reply::Err(e)) => Err(format!("{} {}", e.code, e.name)),
+        Err(e) => Err(e.to_string()),
+    }
 }

@@ -20,14 +20,14 @@ use tally_proto::license::{
     ActiveWindow, LICENSE_FORMAT, License, LicenseItem, LicenseType, Organization,
 };
 
-use load::{Outcome, Phase, Target};
+use load::{Drive, Outcome, Phase, Target};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Seconds measured per phase (after a one-second warm-up).
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
-    /// Concurrent connections (one thread each).
+    /// Concurrent keep-alive connections (all driven from one thread).
     #[arg(long, default_value_t = 32)]
     pub connections: usize,
     /// Distinct devices authorizing.
@@ -36,6 +36,16 @@ pub struct BenchArgs {
     /// Do not pin the servers to core 0.
     #[arg(long)]
     pub no_pin: bool,
+    /// Envelopes sealed before each sealed phase (default: 12,000 per second measured).
+    #[arg(long)]
+    pub pool: Option<usize>,
+    /// Skip the runs at half of the peak rate (p99 under a steady load).
+    #[arg(long)]
+    pub skip_half_load: bool,
+    /// Phases to run, comma-separated, from: echo, crypto, authorize, report, sealed-report
+    /// (default: all). Useful to profile one of them.
+    #[arg(long, value_delimiter = ',')]
+    pub phases: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -239,49 +249,165 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let base_url = format!("http://{base_listen}");
     wait_for(&format!("{base_url}/nothing"))?;
 
-    let per_thread = (args.devices / args.connections.max(1)).max(1);
     let server_key = EncryptionPublicKey::from_base64(&request.server.encryption_key)?;
     let tally = Target {
-        url: server_url.clone(),
+        addr: listen.clone(),
         key: server_key,
         organization: "bench".into(),
         product: "bench-app".into(),
         handshake_code: "bench-default".into(),
-        devices_per_thread: per_thread,
+        devices: args.devices.max(1),
+        device_prefix: "authorize".into(),
     };
     let base = Target {
-        url: base_url,
+        addr: base_listen.clone(),
         key: keys.encryption.public(),
         ..tally.clone()
     };
     let duration = Duration::from_secs(args.seconds.max(1));
+    let peak = Drive {
+        connections: args.connections.max(1),
+        warmup: Duration::from_secs(1),
+        duration,
+        rate: None,
+    };
+    let pool_size = args
+        .pool
+        .unwrap_or(usize::try_from(args.seconds + 1).unwrap_or(10) * 12_000);
     println!(
-        "tally bench: {} connections, {} devices, {} s per phase, servers {} (cores: {})",
+        "tally bench: {} connections, {} devices, {} s per phase, servers {} (cores: {}), {} envelopes sealed ahead per sealed phase",
         args.connections,
         args.devices,
         args.seconds,
         if pin { "pinned to core 0" } else { "unpinned" },
         std::thread::available_parallelism()
             .map(|n| n.get())
-            .unwrap_or(1)
+            .unwrap_or(1),
+        pool_size
     );
-    let mut rows: Vec<(&str, Outcome)> = Vec::new();
-    for (name, phase, target) in [
-        ("bare echo (baseline)", Phase::Echo, &base),
-        ("crypto only (baseline)", Phase::Crypto, &base),
-        ("authorize", Phase::Authorize, &tally),
-        ("usage report", Phase::Report, &tally),
-    ] {
+    let seal = |phase: Phase, t: &Target, n: usize| -> anyhow::Result<Vec<load::Sealed>> {
+        eprintln!("  sealing {n} envelopes for {phase:?} …");
+        load::seal_pool(phase, t, n).map_err(|e| anyhow::anyhow!(e))
+    };
+    let mut rows: Vec<(String, Outcome)> = Vec::new();
+    let mut measure = |name: &str, phase: Phase, t: &Target, drive: Drive, pool, sessions| {
         eprintln!("  running {name} …");
-        rows.push((name, load::run(phase, target, args.connections, duration)));
+        let o = load::run(phase, t, drive, pool, sessions);
+        if let Some(e) = &o.first_error {
+            eprintln!("  ({name}) first error: {e}");
+        }
+        if o.sealed_live > 0 {
+            eprintln!(
+                "  ({name}) the generator sealed {} envelopes during the run: the rate is a lower bound (raise --pool)",
+                o.sealed_live
+            );
+        }
+        let rate = o.rate();
+        rows.push((name.to_owned(), o));
+        rate
+    };
+    let wanted = |name: &str| args.phases.is_empty() || args.phases.iter().any(|p| p == name);
+    let mut echo = 0.0;
+    if wanted("echo") {
+        echo = measure(
+            "bare echo (baseline)",
+            Phase::Echo,
+            &base,
+            peak,
+            vec![],
+            vec![],
+        );
+    }
+    let mut crypto = 0.0;
+    if wanted("crypto") {
+        crypto = measure(
+            "crypto only (baseline)",
+            Phase::Crypto,
+            &base,
+            peak,
+            seal(Phase::Crypto, &base, pool_size)?,
+            vec![],
+        );
+    }
+    let mut authorize = 0.0;
+    if wanted("authorize") {
+        authorize = measure(
+            "authorize",
+            Phase::Authorize,
+            &tally,
+            peak,
+            seal(Phase::Authorize, &tally, pool_size)?,
+            vec![],
+        );
+    }
+    let reporters = Target {
+        device_prefix: "reporter".into(),
+        ..tally.clone()
+    };
+    let mut report = 0.0;
+    if wanted("report") {
+        eprintln!("  opening {} report sessions …", reporters.devices);
+        let sessions =
+            load::open_sessions(&reporters, args.connections).map_err(|e| anyhow::anyhow!(e))?;
+        report = measure(
+            "usage report (session)",
+            Phase::SessionReport,
+            &reporters,
+            peak,
+            vec![],
+            sessions,
+        );
+    }
+    let sealed_reporters = Target {
+        device_prefix: "sealed".into(),
+        ..tally.clone()
+    };
+    if wanted("sealed-report") {
+        measure(
+            "usage report (sealed)",
+            Phase::SealedReport,
+            &sealed_reporters,
+            peak,
+            seal(Phase::SealedReport, &sealed_reporters, pool_size)?,
+            vec![],
+        );
+    }
+    if !args.skip_half_load && authorize > 0.0 && report > 0.0 {
+        let half = |rate: f64| Drive {
+            rate: Some((rate / 2.0).max(1.0)),
+            ..peak
+        };
+        let again = Target {
+            device_prefix: "authorize".into(),
+            ..tally.clone()
+        };
+        let needed = (authorize / 2.0 * (duration.as_secs_f64() + 1.0) * 1.1) as usize + 100;
+        measure(
+            "authorize at half peak",
+            Phase::Authorize,
+            &again,
+            half(authorize),
+            seal(Phase::Authorize, &again, needed)?,
+            vec![],
+        );
+        let sessions =
+            load::open_sessions(&reporters, args.connections).map_err(|e| anyhow::anyhow!(e))?;
+        measure(
+            "usage report at half peak",
+            Phase::SessionReport,
+            &reporters,
+            half(report),
+            vec![],
+            sessions,
+        );
     }
     println!(
-        "{:<24} {:>10} {:>9} {:>9} {:>9} {:>8}",
+        "{:<28} {:>10} {:>9} {:>9} {:>9} {:>8}",
         "phase", "req/s", "p50 ms", "p99 ms", "p999 ms", "errors"
     );
     for (name, o) in &rows {
         println!(
-            "{:<24} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8}",
+            "{:<28} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8}",
             name,
             o.rate(),
             o.quantile_ms(0.5),
@@ -290,15 +416,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             o.errors
         );
     }
-    let rate = |i: usize| rows.get(i).map(|r| r.1.rate()).unwrap_or(0.0);
-    println!(
-        "authorize / crypto-only baseline: {:.0} %",
-        100.0 * rate(2) / rate(1).max(1e-9)
-    );
-    println!(
-        "usage report / bare echo:         {:.0} %",
-        100.0 * rate(3) / rate(0).max(1e-9)
-    );
+    let ratio = |name: &str, of: f64, to: f64| {
+        if of > 0.0 && to > 0.0 {
+            println!("{name:<38} {:.0} %", 100.0 * of / to);
+        }
+    };
+    ratio("authorize / crypto-only baseline:", authorize, crypto);
+    ratio("usage report (session) / bare echo:", report, echo);
     if let Some(mib) = rss_mib(server.0.id()) {
         println!("server RSS after the run: {mib:.1} MiB");
     }

@@ -243,13 +243,18 @@ fn the_load_generator_runs_every_phase_without_errors() {
             "--devices",
             "10",
             "--no-pin",
+            "--pool",
+            "300",
         ],
     );
     for phase in [
         "bare echo (baseline)",
         "crypto only (baseline)",
         "authorize",
-        "usage report",
+        "usage report (session)",
+        "usage report (sealed)",
+        "authorize at half peak",
+        "usage report at half peak",
     ] {
         let line = out
             .lines()
@@ -259,5 +264,6 @@ fn the_load_generator_runs_every_phase_without_errors() {
         assert_eq!(errors, 0, "{line}");
     }
     assert!(out.contains("authorize / crypto-only baseline:"), "{out}");
+    assert!(out.contains("usage report (session) / bare echo:"), "{out}");
     assert!(out.contains("server RSS after the run:"), "{out}");
 }
