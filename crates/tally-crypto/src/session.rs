@@ -33,6 +33,10 @@ impl std::fmt::Debug for SessionKey {
 }
 
 impl SessionKey {
+    pub fn from_bytes(key: [u8; 32]) -> Self {
+        Self(key)
+    }
+
     fn nonce(direction: Direction, seq: u64) -> Nonce {
         let mut n = [0u8; 12];
         n[0] = direction as u8;
@@ -144,6 +148,18 @@ impl TicketKey {
         Ok(b64_encode(&out))
     }
 
+    /// The id of a ticket (its first nonce bytes), read without decrypting it.
+    pub fn ticket_id(ticket: &str) -> CryptoResult<[u8; 16]> {
+        // 24 base64 characters are 18 whole bytes, so the prefix decodes on its own.
+        let prefix = ticket
+            .get(..24)
+            .ok_or_else(|| CryptoError::Malformed("the ticket is too short".into()))?;
+        let bytes = b64_decode(prefix)?;
+        let mut id = [0u8; 16];
+        id.copy_from_slice(bytes.get(..16).ok_or(CryptoError::Decrypt)?);
+        Ok(id)
+    }
+
     /// Opens a ticket this key issued; anything else (altered, foreign, truncated) fails.
     pub fn open(&self, ticket: &str) -> CryptoResult<OpenedTicket> {
         let bytes = b64_decode(ticket)?;
@@ -199,6 +215,8 @@ mod tests {
         assert!(server.open("AAAA").is_err());
         let again = server.issue(&key, &contents()).unwrap();
         assert_ne!(server.open(&again).unwrap().id, opened.id);
+        assert_eq!(TicketKey::ticket_id(&ticket).unwrap(), opened.id);
+        assert!(TicketKey::ticket_id("short").is_err());
     }
 
     #[test]

@@ -11,8 +11,9 @@
 //! timestamp window. Reports are counted once per report id, so a replayed report adds nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use tally_crypto::session::{SessionKey, TicketContents};
 use tally_proto::UnixSeconds;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -86,16 +87,29 @@ struct Window {
     /// Bit `i` set: number `highest - i` was seen.
     seen: u64,
     expires_at: UnixSeconds,
+    /// The ticket's key and contents, so that it is decrypted once per session, not per message.
+    opened: Arc<(SessionKey, TicketContents)>,
 }
 
 impl SessionWindows {
+    /// The key and contents of the ticket with this id, if a message of its session was accepted
+    /// before. Safe to use without decrypting the ticket again: a message only opens under the
+    /// key of the session its sender really holds, whatever ticket bytes it carries.
+    pub fn opened(&self, id: &[u8; 16]) -> Option<Arc<(SessionKey, TicketContents)>> {
+        lock(&self.inner)
+            .by_session
+            .get(id)
+            .map(|w| w.opened.clone())
+    }
+
     /// Accepts message `seq` of session `id` once. Numbers start at 1; a number more than 64
-    /// below the highest seen is refused, as is any number seen before.
+    /// below the highest seen is refused, as is any number seen before. Call it only for a
+    /// message that opened under the session's key.
     pub fn accept(
         &self,
         id: [u8; 16],
         seq: u64,
-        expires_at: UnixSeconds,
+        opened: &Arc<(SessionKey, TicketContents)>,
         now: UnixSeconds,
     ) -> bool {
         if seq == 0 {
@@ -106,10 +120,11 @@ impl SessionWindows {
             w.by_session.retain(|_, s| s.expires_at > now);
             w.next_sweep = now + SWEEP_EVERY;
         }
-        let window = w.by_session.entry(id).or_insert(Window {
+        let window = w.by_session.entry(id).or_insert_with(|| Window {
             highest: 0,
             seen: 0,
-            expires_at,
+            expires_at: opened.1.expires_at,
+            opened: opened.clone(),
         });
         if seq > window.highest {
             let shift = seq - window.highest;
@@ -169,26 +184,41 @@ mod tests {
         assert_eq!(c.len(), 20_001);
     }
 
+    fn opened(expires_at: UnixSeconds) -> Arc<(SessionKey, TicketContents)> {
+        Arc::new((
+            SessionKey::from_bytes([1; 32]),
+            TicketContents {
+                device_uuid: "d".into(),
+                handshake_code: "c".into(),
+                expires_at,
+            },
+        ))
+    }
+
     #[test]
     fn session_numbers_are_accepted_once_within_the_window() {
         let w = SessionWindows::default();
         let id = [3; 16];
-        assert!(!w.accept(id, 0, 100, 0), "numbers start at 1");
-        assert!(w.accept(id, 1, 100, 0));
-        assert!(!w.accept(id, 1, 100, 0));
-        assert!(w.accept(id, 5, 100, 0));
-        assert!(w.accept(id, 3, 100, 0), "late but inside the window");
-        assert!(!w.accept(id, 3, 100, 0));
-        assert!(w.accept(id, 200, 100, 0));
-        assert!(!w.accept(id, 136, 100, 0), "64 behind the highest");
-        assert!(w.accept(id, 137, 100, 0));
-        assert!(!w.accept(id, 200, 100, 0));
-        assert!(w.accept([4; 16], 1, 100, 0), "sessions are independent");
+        let o = opened(100);
+        assert!(w.opened(&id).is_none());
+        assert!(!w.accept(id, 0, &o, 0), "numbers start at 1");
+        assert!(w.accept(id, 1, &o, 0));
+        assert!(w.opened(&id).is_some());
+        assert!(!w.accept(id, 1, &o, 0));
+        assert!(w.accept(id, 5, &o, 0));
+        assert!(w.accept(id, 3, &o, 0), "late but inside the window");
+        assert!(!w.accept(id, 3, &o, 0));
+        assert!(w.accept(id, 200, &o, 0));
+        assert!(!w.accept(id, 136, &o, 0), "64 behind the highest");
+        assert!(w.accept(id, 137, &o, 0));
+        assert!(!w.accept(id, 200, &o, 0));
+        assert!(w.accept([4; 16], 1, &o, 0), "sessions are independent");
         assert_eq!(w.len(), 2);
         assert!(
-            w.accept([5; 16], 1, 200, 150),
+            w.accept([5; 16], 1, &opened(200), 150),
             "the sweep drops expired sessions"
         );
         assert_eq!(w.len(), 1);
+        assert!(w.opened(&id).is_none());
     }
 }

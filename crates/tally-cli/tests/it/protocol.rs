@@ -299,6 +299,18 @@ fn a_session_is_bound_to_its_server_device_time_and_bytes() {
         Reply::Err(e) => assert_eq!(e.name, "bad_request"),
         Reply::Ok(_) => panic!("another device's report accepted"),
     }
+    // A ticket that copies the id of a known session but not its key cannot speak for it.
+    let forged_key = SessionKey::from_bytes([7; 32]);
+    let forged_ticket = format!("{}{}", &t[..32], "A".repeat(t.len() - 32));
+    let own = session_report_request(&s, "device-1", "r-forged");
+    assert_eq!(
+        plain_error(post_raw(
+            &s,
+            "/api/v1/session/report",
+            &session_body(&forged_ticket, 9, &forged_key, &own)
+        )),
+        (400, "bad_envelope".to_string())
+    );
     // A flipped bit in the ciphertext, or the wrong key, does not open.
     let req = session_report_request(&s, "device-1", "r-2");
     let mut envelope: SessionEnvelope =

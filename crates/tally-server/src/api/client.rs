@@ -7,8 +7,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use tally_crypto::envelope::ENVELOPE_VERSION;
-use tally_crypto::session::{Direction, OpenedTicket, SessionKey};
+
+use tally_crypto::session::{Direction, SessionKey, TicketContents, TicketKey};
 use tally_proto::ErrorCode;
 use tally_proto::wire::{
     AuthorizeRequest, Envelope, MAX_REQUEST_SKEW_SECONDS, Reply, ReportRequest, RequestStamp,
@@ -82,8 +84,8 @@ pub async fn session_report(
     let outcome = match api::body::json::<ReportRequest>(&opened.plaintext, ErrorCode::BadRequest) {
         Ok(req) => match check_skew(&state, &req.stamp) {
             Ok(())
-                if req.device_uuid != opened.ticket.contents.device_uuid
-                    || req.handshake_code != opened.ticket.contents.handshake_code =>
+                if req.device_uuid != opened.session.1.device_uuid
+                    || req.handshake_code != opened.session.1.handshake_code =>
             {
                 Err(ApiError::new(
                     ErrorCode::BadRequest,
@@ -100,8 +102,8 @@ pub async fn session_report(
         .map_err(|e| e.to_string())
         .and_then(|plain| {
             opened
-                .ticket
-                .key
+                .session
+                .0
                 .seal(Direction::ToClient, opened.seq, &opened.ticket_text, &plain)
                 .map_err(|e| e.to_string())
         });
@@ -116,15 +118,16 @@ pub async fn session_report(
 
 /// An opened session message.
 struct OpenedSession {
-    ticket: OpenedTicket,
+    session: Arc<(SessionKey, TicketContents)>,
     ticket_text: String,
     seq: u64,
     plaintext: Vec<u8>,
 }
 
 /// Opens a session envelope: a ticket this server issued and has not expired, a message that
-/// decrypts under its key, and a sequence number not seen before. Every refusal here is plain
-/// JSON: a reply sealed with the message's number could repeat a nonce.
+/// decrypts under its key, and a sequence number not seen before. A ticket is decrypted once per
+/// session; later messages find its key by the ticket id. Every refusal here is plain JSON: a
+/// reply sealed with the message's number could repeat a nonce.
 fn open_session(state: &AppState, body: Result<Bytes, BytesRejection>) -> ApiResult<OpenedSession> {
     let bytes = api::body::bytes(body)?;
     let envelope: SessionEnvelope = api::body::json(&bytes, ErrorCode::BadRequest)?;
@@ -138,17 +141,28 @@ fn open_session(state: &AppState, body: Result<Bytes, BytesRejection>) -> ApiRes
         ));
     }
     let now = state.now();
-    let ticket = state.tickets.open(&envelope.ticket).map_err(|_| {
+    let unknown = || {
         ApiError::new(
             ErrorCode::SessionExpired,
             "this server did not issue the ticket",
         )
-    })?;
-    if ticket.contents.expires_at <= now {
+    };
+    let id = TicketKey::ticket_id(&envelope.ticket).map_err(|_| unknown())?;
+    let session = match state.sessions.opened(&id) {
+        Some(known) => known,
+        None => {
+            let ticket = state
+                .tickets
+                .open(&envelope.ticket)
+                .map_err(|_| unknown())?;
+            Arc::new((ticket.key, ticket.contents))
+        }
+    };
+    if session.1.expires_at <= now {
         return Err(ApiError::plain(ErrorCode::SessionExpired).with_server_time(now));
     }
-    let plaintext = ticket
-        .key
+    let plaintext = session
+        .0
         .open(
             Direction::ToServer,
             envelope.seq,
@@ -156,14 +170,11 @@ fn open_session(state: &AppState, body: Result<Bytes, BytesRejection>) -> ApiRes
             &envelope.ct,
         )
         .map_err(|e| ApiError::new(ErrorCode::BadEnvelope, e.to_string()))?;
-    if !state
-        .sessions
-        .accept(ticket.id, envelope.seq, ticket.contents.expires_at, now)
-    {
+    if !state.sessions.accept(id, envelope.seq, &session, now) {
         return Err(ApiError::plain(ErrorCode::ReplayedRequest));
     }
     Ok(OpenedSession {
-        ticket,
+        session,
         ticket_text: envelope.ticket,
         seq: envelope.seq,
         plaintext,
