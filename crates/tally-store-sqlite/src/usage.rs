@@ -1,6 +1,7 @@
 //! Usage reports, counted exactly once, and their daily statistics.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rusqlite::{Connection, Savepoint, params};
 use tally_core::admission::{device_active_until, seat_until};
@@ -89,9 +90,30 @@ pub fn record(c: &mut Connection, batch: &ReportBatch) -> StoreResult<ReportOutc
     Ok(outcome)
 }
 
+thread_local! {
+    /// Parsed license items by id, on the writer thread. An item never changes once imported
+    /// (an id cannot be imported with another content), so entries never go stale.
+    static ITEMS: std::cell::RefCell<std::collections::HashMap<String, Arc<LicenseItem>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The item `id`, parsed once per writer thread.
+fn item_by_id(c: &Connection, id: &str) -> StoreResult<Arc<LicenseItem>> {
+    if let Some(item) = ITEMS.with(|m| m.borrow().get(id).cloned()) {
+        return Ok(item);
+    }
+    let spec: String = c
+        .prepare_cached("SELECT spec FROM items WHERE item_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([id], |r| r.get(0)))
+        .map_err(backend("read item"))?;
+    let item = Arc::new(parse_item(&spec)?);
+    ITEMS.with(|m| m.borrow_mut().insert(id.to_owned(), item.clone()));
+    Ok(item)
+}
+
 /// One registration of the reporting device on the code.
 struct Held {
-    item: LicenseItem,
+    item: Arc<LicenseItem>,
     active_until: UnixSeconds,
     admitted_at: UnixSeconds,
 }
@@ -117,8 +139,8 @@ fn renew_and_charge(
     let rows: Vec<Held> = {
         let mut stmt = tx
             .prepare_cached(
-                "SELECT i.spec, d.active_until, d.admitted_at FROM devices d JOIN items i ON i.item_id = d.item_id
-                 WHERE d.device_uuid = ?1 AND d.handshake_code = ?2",
+                "SELECT item_id, active_until, admitted_at FROM devices
+                 WHERE device_uuid = ?1 AND handshake_code = ?2",
             )
             .map_err(backend("read registrations"))?;
         let raw = stmt
@@ -133,8 +155,8 @@ fn renew_and_charge(
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend("read registration"))?;
         raw.into_iter()
-            .map(|(spec, active_until, admitted_at)| {
-                parse_item(&spec).map(|item| Held {
+            .map(|(item_id, active_until, admitted_at)| {
+                item_by_id(tx, &item_id).map(|item| Held {
                     item,
                     active_until,
                     admitted_at,
