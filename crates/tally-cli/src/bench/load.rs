@@ -146,6 +146,11 @@ fn report_request(t: &Target, device: String, report_id: String) -> ReportReques
     }
 }
 
+/// A report id as the SDK makes them: a UUID v7, so ids arrive in time order.
+fn report_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// One HPKE-sealed request ready to send.
 pub struct Sealed {
     body: Bytes,
@@ -168,7 +173,7 @@ fn seal_nth(phase: Phase, t: &Target, n: usize) -> Result<Sealed, String> {
         Phase::SealedReport => seal(
             t,
             "report",
-            &report_request(t, t.device(n), format!("sealed-{}-{n}", t.device_prefix)),
+            &report_request(t, t.device(n), report_id()),
         ),
         _ => seal(t, "authorize", &authorize_request(t, n)),
     }
@@ -245,7 +250,7 @@ impl Shared {
                 let req = report_request(
                     &self.target,
                     s.device.clone(),
-                    format!("session-{}-{seq}", s.device),
+                    report_id(),
                 );
                 let plain = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
                 let ct = s
