@@ -1,6 +1,7 @@
 //! Baseline servers measured in the same run as Tally: a bare JSON echo (the HTTP floor) and a
-//! crypto-only endpoint doing exactly the public-key work of an authorization (HPKE open, Ed25519
-//! signature of a grant, sealed reply) with no store and no rules.
+//! crypto-only endpoint doing exactly the cryptographic work of an authorization (HPKE open,
+//! Ed25519 signature of a grant, report-session ticket, sealed reply of the same length) with no
+//! store and no rules.
 
 use std::sync::Arc;
 
@@ -11,10 +12,12 @@ use tally_crypto::envelope::open_request;
 use tally_crypto::{EncryptionKeyPair, SigningKey};
 use tally_proto::wire::{Envelope, Grant, GrantedItem};
 
-/// Keys of the crypto-only baseline.
+/// Keys of the crypto-only baseline, and the certificate its replies carry (Tally's replies
+/// carry the activated license, so the sealed reply is as long).
 pub struct CryptoKeys {
     pub encryption: EncryptionKeyPair,
     pub signing: SigningKey,
+    pub certificate: String,
 }
 
 async fn echo(body: Bytes) -> Bytes {
@@ -47,9 +50,34 @@ async fn crypto(State(keys): State<Arc<CryptoKeys>>, body: Bytes) -> axum::respo
         valid_until: 0,
         seat_until: None,
     };
+    // The same operations as an authorization: grant signature, report-session ticket, reply
+    // sealed with the exported key.
+    let tickets = tally_crypto::session::TicketKey::for_server(&keys.signing);
+    let ticket = tickets.issue(
+        &opened.reply_key.session_key(),
+        &tally_crypto::session::TicketContents {
+            device_uuid: "baseline".into(),
+            handshake_code: "baseline".into(),
+            expires_at: 0,
+        },
+    );
     let reply = tally_crypto::grant::sign_grant(&grant, &keys.signing)
         .ok()
-        .and_then(|g| serde_json::to_vec(&g).ok())
+        .zip(ticket.ok())
+        .and_then(|(grant, ticket)| {
+            serde_json::to_vec(&tally_proto::wire::Reply::Ok(
+                tally_proto::wire::AuthorizeResponse {
+                    grant,
+                    certificates: vec![keys.certificate.clone()],
+                    server_time: 0,
+                    session: Some(tally_proto::wire::SessionGrant {
+                        ticket,
+                        expires_at: 0,
+                    }),
+                },
+            ))
+            .ok()
+        })
         .and_then(|plain| opened.reply_key.seal(&plain).ok());
     match reply {
         Some(sealed) => axum::Json(sealed).into_response(),

@@ -170,11 +170,7 @@ fn seal(t: &Target, purpose: &str, plain: &impl serde::Serialize) -> Result<Seal
 /// The `n`-th sealed request of `phase`.
 fn seal_nth(phase: Phase, t: &Target, n: usize) -> Result<Sealed, String> {
     match phase {
-        Phase::SealedReport => seal(
-            t,
-            "report",
-            &report_request(t, t.device(n), report_id()),
-        ),
+        Phase::SealedReport => seal(t, "report", &report_request(t, t.device(n), report_id())),
         _ => seal(t, "authorize", &authorize_request(t, n)),
     }
 }
@@ -247,11 +243,7 @@ impl Shared {
                     .ok_or("no report sessions were opened")?;
                 let seq = s.seq.get() + 1;
                 s.seq.set(seq);
-                let req = report_request(
-                    &self.target,
-                    s.device.clone(),
-                    report_id(),
-                );
+                let req = report_request(&self.target, s.device.clone(), report_id());
                 let plain = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
                 let ct = s
                     .key

@@ -127,6 +127,7 @@ pub fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
     let keys = baseline::CryptoKeys {
         encryption: EncryptionKeyPair::from_secret_base64(lines.next().unwrap_or(""))?,
         signing: SigningKey::from_base64(lines.next().unwrap_or(""))?,
+        certificate: lines.collect::<Vec<_>>().join("\n"),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -223,14 +224,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let keys = baseline::CryptoKeys {
         encryption: EncryptionKeyPair::generate()?,
         signing: SigningKey::generate()?,
+        certificate: activated.clone(),
     };
     let keys_file = dir.path().join("baseline.keys");
     std::fs::write(
         &keys_file,
         format!(
-            "{}\n{}\n",
+            "{}\n{}\n{}",
             keys.encryption.secret_to_base64(),
-            keys.signing.to_base64()
+            keys.signing.to_base64(),
+            keys.certificate
         ),
     )?;
     let base_port = free_port()?;
