@@ -8,6 +8,7 @@ use tally_proto::slice::slice_of;
 use tally_store::{Admission, AdmitRequest, DeviceRow, StoreResult};
 
 use crate::backend;
+use crate::places::{self, Place};
 
 /// Reads every candidate's live state, lets the core rules decide, and writes the registration,
 /// all in one `BEGIN IMMEDIATE` transaction on the writer: nobody else can take a place between
@@ -15,8 +16,11 @@ use crate::backend;
 pub fn admit(c: &mut Connection, req: &AdmitRequest) -> StoreResult<Admission> {
     let tx = c.savepoint().map_err(backend("begin admission"))?;
     let mut states = Vec::with_capacity(req.candidates.len());
+    let mut before = Vec::with_capacity(req.candidates.len());
     for item in &req.candidates {
-        states.push(item_state(&tx, item, &req.device_uuid, &req.ask, req.now)?);
+        let (state, own) = item_state(&tx, item, &req.device_uuid, &req.ask, req.now)?;
+        states.push(state);
+        before.push(own);
     }
     let decision = decide(&req.candidates, &states, &req.ask, req.now);
     if let Decision::Admit {
@@ -28,7 +32,7 @@ pub fn admit(c: &mut Connection, req: &AdmitRequest) -> StoreResult<Admission> {
         && let Some(item) = req.candidates.get(index)
     {
         let today = req.now.div_euclid(86_400);
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO devices (item_id, device_uuid, handshake_code, friendly_name, first_seen,
                                   last_seen, admitted_at, active_until, units, domain, active_day)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5, ?6, ?7, ?8, ?9)
@@ -41,7 +45,9 @@ pub fn admit(c: &mut Connection, req: &AdmitRequest) -> StoreResult<Admission> {
                 units = excluded.units,
                 domain = COALESCE(excluded.domain, devices.domain),
                 active_day = excluded.active_day",
-            params![
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
                 item.id,
                 req.device_uuid,
                 req.handshake_code,
@@ -51,9 +57,18 @@ pub fn admit(c: &mut Connection, req: &AdmitRequest) -> StoreResult<Admission> {
                 to_i64(units),
                 req.ask.domain,
                 today
-            ],
-        )
+            ])
+        })
         .map_err(backend("register device"))?;
+        places::changed(
+            &tx,
+            &item.id,
+            before.get(index).copied().flatten(),
+            Some(Place {
+                active_until,
+                units,
+            }),
+        )?;
         if exception > 0 {
             record_exception(&tx, &item.id, slice_of(req.now), exception)?;
         }
@@ -89,36 +104,49 @@ fn count(c: &Connection, sql: &str, p: impl rusqlite::Params) -> StoreResult<i64
 }
 
 /// The live state of one item as the core rules need it.
+/// The live state of one item as the core rules need it, and the device's own registration on
+/// it (for the place counters).
 fn item_state(
     c: &Connection,
     item: &LicenseItem,
     device: &str,
     ask: &Ask,
     now: UnixSeconds,
-) -> StoreResult<ItemState> {
-    let own: Option<(i64, Option<i64>)> = c
-        .query_row(
-            "SELECT active_until, active_day FROM devices WHERE item_id = ?1 AND device_uuid = ?2",
-            params![item.id, device],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+) -> StoreResult<(ItemState, Option<Place>)> {
+    let own: Option<(i64, Option<i64>, i64)> = c
+        .prepare_cached(
+            "SELECT active_until, active_day, units FROM devices WHERE item_id = ?1 AND device_uuid = ?2",
         )
-        .optional()
+        .and_then(|mut stmt| {
+            stmt.query_row(params![item.id, device], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+        })
         .map_err(backend("read device"))?;
+    let own_place = own.map(|(active_until, _, units)| Place {
+        active_until,
+        units: to_u64(units),
+    });
     let today = now.div_euclid(86_400);
+    let device_active = own.is_some_and(|(until, _, _)| until > now);
     let mut state = ItemState {
-        device_active: own.is_some_and(|(until, _)| until > now),
-        device_seen_today: own.is_some_and(|(until, day)| until > now && day == Some(today)),
+        device_active,
+        device_seen_today: own.is_some_and(|(until, day, _)| until > now && day == Some(today)),
         ..ItemState::default()
+    };
+    // The device's own units, when it holds a place, are not "other" units.
+    let own_units = if device_active {
+        own_place.map_or(0, |p| p.units)
+    } else {
+        0
     };
     // Only what the item's type decides on is counted; a device that already holds its place
     // needs no count at all.
     match item.license_type {
         LicenseType::PerDevice if !state.device_active => {
-            state.other_active_devices = to_u64(count(
-                c,
-                "SELECT COUNT(*) FROM devices WHERE item_id = ?1 AND active_until > ?2 AND device_uuid <> ?3",
-                params![item.id, now, device],
-            )?);
+            // The device holds no place, so every place held is another device's.
+            state.other_active_devices = places::held(c, &item.id, now)?.devices;
         }
         LicenseType::PerActiveDevice if !state.device_seen_today => {
             state.other_devices_today = to_u64(count(
@@ -130,11 +158,9 @@ fn item_state(
         LicenseType::ConcurrentDevice
         | LicenseType::ConcurrentInstance
         | LicenseType::PerInstance => {
-            state.other_units = to_u64(count(
-                c,
-                "SELECT SUM(units) FROM devices WHERE item_id = ?1 AND active_until > ?2 AND device_uuid <> ?3",
-                params![item.id, now, device],
-            )?);
+            state.other_units = places::held(c, &item.id, now)?
+                .units
+                .saturating_sub(own_units);
             if item.license_type != LicenseType::PerInstance {
                 state.exceptions_this_year = to_u64(count(
                     c,
@@ -168,7 +194,7 @@ fn item_state(
         }
         LicenseType::PerDevice | LicenseType::PerActiveDevice => {}
     }
-    Ok(state)
+    Ok((state, own_place))
 }
 
 pub fn list(c: &Connection) -> StoreResult<Vec<DeviceRow>> {
@@ -231,8 +257,30 @@ pub fn trial(
 }
 
 pub fn unregister(c: &mut Connection, device: &str) -> StoreResult<u64> {
-    let n = c
+    let tx = c.savepoint().map_err(backend("begin unregister"))?;
+    let rows: Vec<(String, Place)> = {
+        let mut stmt = tx
+            .prepare("SELECT item_id, active_until, units FROM devices WHERE device_uuid = ?1")
+            .map_err(backend("read registrations"))?;
+        stmt.query_map([device], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Place {
+                    active_until: r.get(1)?,
+                    units: to_u64(r.get(2)?),
+                },
+            ))
+        })
+        .map_err(backend("read registrations"))?
+        .collect::<Result<_, _>>()
+        .map_err(backend("read registration"))?
+    };
+    let n = tx
         .execute("DELETE FROM devices WHERE device_uuid = ?1", [device])
         .map_err(backend("unregister device"))?;
+    for (item, place) in rows {
+        places::changed(&tx, &item, Some(place), None)?;
+    }
+    tx.commit().map_err(backend("commit unregister"))?;
     Ok(n as u64)
 }

@@ -12,7 +12,9 @@ mod devices;
 mod handshakes;
 mod licenses;
 mod migrate;
+mod places;
 mod portal;
+pub mod seed;
 mod usage;
 
 use std::path::Path;

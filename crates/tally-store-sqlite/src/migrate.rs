@@ -22,6 +22,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_admitted_at",
         include_str!("../migrations/0006_admitted_at.sql"),
     ),
+    (
+        "0007_item_places",
+        include_str!("../migrations/0007_item_places.sql"),
+    ),
 ];
 
 /// The schema version this code writes.

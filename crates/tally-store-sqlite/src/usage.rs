@@ -15,6 +15,7 @@ use tally_store::{
 use crate::backend;
 use crate::devices::{record_exception, to_i64};
 use crate::licenses::parse_item;
+use crate::places::{self, Place};
 
 /// Slices per hour (3-minute slices).
 const SLICES_PER_HOUR: i64 = 20;
@@ -116,6 +117,7 @@ struct Held {
     item: Arc<LicenseItem>,
     active_until: UnixSeconds,
     admitted_at: UnixSeconds,
+    units: u64,
 }
 
 impl Held {
@@ -139,7 +141,7 @@ fn renew_and_charge(
     let rows: Vec<Held> = {
         let mut stmt = tx
             .prepare_cached(
-                "SELECT item_id, active_until, admitted_at FROM devices
+                "SELECT item_id, active_until, admitted_at, units FROM devices
                  WHERE device_uuid = ?1 AND handshake_code = ?2",
             )
             .map_err(backend("read registrations"))?;
@@ -149,17 +151,19 @@ fn renew_and_charge(
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
                 ))
             })
             .map_err(backend("read registrations"))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend("read registration"))?;
         raw.into_iter()
-            .map(|(item_id, active_until, admitted_at)| {
+            .map(|(item_id, active_until, admitted_at, units)| {
                 item_by_id(tx, &item_id).map(|item| Held {
                     item,
                     active_until,
                     admitted_at,
+                    units: u64::try_from(units).unwrap_or(0),
                 })
             })
             .collect::<StoreResult<_>>()?
@@ -212,6 +216,7 @@ fn renew_and_charge(
     for Held {
         item,
         active_until: until,
+        units,
         ..
     } in &rows
     {
@@ -233,19 +238,24 @@ fn renew_and_charge(
         )
         .and_then(|mut stmt| stmt.execute(params![item.id, batch.device_uuid, renewed, now]))
         .map_err(backend("renew registration"))?;
+        places::changed(
+            tx,
+            &item.id,
+            Some(Place {
+                active_until: *until,
+                units: *units,
+            }),
+            Some(Place {
+                active_until: renewed,
+                units: *units,
+            }),
+        )?;
         let concurrent = matches!(
             item.license_type,
             LicenseType::ConcurrentDevice | LicenseType::ConcurrentInstance
         );
         if concurrent && *until > now {
-            let held: Option<i64> = tx
-                .query_row(
-                    "SELECT SUM(units) FROM devices WHERE item_id = ?1 AND active_until > ?2",
-                    params![item.id, now],
-                    |r| r.get(0),
-                )
-                .map_err(backend("count seats"))?;
-            let held = u64::try_from(held.unwrap_or(0)).unwrap_or(0);
+            let held = places::held(tx, &item.id, now)?.units;
             if held > item.quantity {
                 record_exception(tx, &item.id, slice_of(now), held - item.quantity)?;
             }

@@ -13,6 +13,7 @@ use tally_store_sqlite::SqliteStore;
 
 mod admission;
 mod migrations;
+mod places;
 mod properties;
 mod rows;
 mod usage;

@@ -26,6 +26,9 @@ enum Op {
     Advance {
         seconds: u32,
     },
+    Unregister {
+        device: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -33,6 +36,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0u8..8, 1u8..4, 0u8..5).prop_map(|(device, instances, domain)| Op::Authorize { device, instances, domain }),
         2 => (0u8..8, 0u16..40).prop_map(|(device, count)| Op::Report { device, count }),
         1 => prop_oneof![0u32..400, 0u32..200_000].prop_map(|seconds| Op::Advance { seconds }),
+        1 => (0u8..8).prop_map(|device| Op::Unregister { device }),
     ]
 }
 
@@ -107,6 +111,34 @@ fn check_invariants(c: &Connection, item: &LicenseItem, now: i64) -> Result<(), 
                 item.quantity
             );
         }
+    }
+    Ok(())
+}
+
+/// The maintained place counters equal a count of the registrations they cover.
+fn check_counters(c: &Connection) -> Result<(), TestCaseError> {
+    use rusqlite::OptionalExtension;
+    let row: Option<(i64, i64, i64)> = c
+        .query_row(
+            "SELECT held, held_units, swept_until FROM item_places WHERE item_id = 'q'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .unwrap();
+    if let Some((held, units, swept_until)) = row {
+        let counted = scalar(
+            c,
+            "SELECT COUNT(*) FROM devices WHERE item_id = 'q' AND active_until > ?1",
+            swept_until,
+        );
+        let counted_units = scalar(
+            c,
+            "SELECT SUM(units) FROM devices WHERE item_id = 'q' AND active_until > ?1",
+            swept_until,
+        );
+        prop_assert_eq!(u64::try_from(held).unwrap(), counted, "held devices");
+        prop_assert_eq!(u64::try_from(units).unwrap(), counted_units, "held units");
     }
     Ok(())
 }
@@ -186,7 +218,13 @@ fn run(license_type: LicenseType, grace: u8, ops: Vec<Op>) -> Result<(), TestCas
                 .unwrap();
             }
             Op::Advance { seconds } => now += i64::from(seconds),
+            Op::Unregister { device } => {
+                rt.block_on(store.unregister_device(&format!("dev-{device}")))
+                    .unwrap();
+                held.remove(&device);
+            }
         }
+        check_counters(&reader)?;
         check_invariants(&reader, &item, now)?;
     }
     Ok(())
