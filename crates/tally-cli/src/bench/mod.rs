@@ -5,22 +5,19 @@
 //! Run it as `taskset -c 1 tally bench` to keep the load on the other core.
 
 mod baseline;
+mod dataset;
 mod load;
+mod server;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
 use clap::Args;
 use tally_crypto::keys::EncryptionPublicKey;
 use tally_crypto::{EncryptionKeyPair, SigningKey};
-use tally_proto::license::{
-    ActiveWindow, LICENSE_FORMAT, License, LicenseItem, LicenseType, Organization,
-};
 
 use load::{Drive, Outcome, Phase, Target};
+use server::{TallyServer, free_port, spawn, wait_for};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -42,6 +39,13 @@ pub struct BenchArgs {
     /// Skip the runs at half of the peak rate (p99 under a steady load).
     #[arg(long)]
     pub skip_half_load: bool,
+    /// Devices registered in the data set before the run (e.g. 1000000), spread over
+    /// `--codes` handshake codes; the server is restarted on it and its start-up timed.
+    #[arg(long, default_value_t = 0)]
+    pub registered: u64,
+    /// Handshake codes the registered devices are spread over.
+    #[arg(long, default_value_t = 100)]
+    pub codes: u32,
     /// Phases to run, comma-separated, from: echo, crypto, authorize, report, sealed-report
     /// (default: all). Useful to profile one of them.
     #[arg(long, value_delimiter = ',')]
@@ -55,69 +59,6 @@ pub struct BaselineArgs {
     /// File with the baseline's secret keys (written by `tally bench`).
     #[arg(long)]
     pub keys: std::path::PathBuf,
-}
-
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Starts this binary with `args`, on core 0 when asked and possible.
-fn spawn(args: &[&str], pin: bool, envs: &[(&str, &str)]) -> anyhow::Result<ChildGuard> {
-    let exe = std::env::current_exe().context("cannot find the tally binary")?;
-    let taskset = pin && Path::new("/usr/bin/taskset").exists();
-    let mut cmd = if taskset {
-        let mut c = Command::new("/usr/bin/taskset");
-        c.arg("-c").arg("0").arg(&exe);
-        c
-    } else {
-        Command::new(&exe)
-    };
-    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    Ok(ChildGuard(
-        cmd.spawn().context("cannot start a server process")?,
-    ))
-}
-
-fn wait_for(url: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    while agent.get(url).call().is_err() {
-        if Instant::now() > deadline {
-            bail!("{url} did not answer within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
-}
-
-fn rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
 }
 
 /// The hidden `bench-baseline` subcommand: serves the baselines.
@@ -143,82 +84,20 @@ pub fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let pin = !args.no_pin;
     let dir = tempfile::tempdir()?;
-    let data = dir.path().join("server");
-    let token = tally_crypto::random_id()?;
-    let vendor = SigningKey::generate()?;
-    let vendor_public = vendor.verifying_key().to_base64();
-    let server_port = free_port()?;
-    let server_url = format!("http://127.0.0.1:{server_port}");
-    let listen = format!("127.0.0.1:{server_port}");
-    let server = spawn(
-        &[
-            "serve",
-            "--listen",
-            &listen,
-            "--data-dir",
-            data.to_str().unwrap_or("server"),
-            "--vendor-public-key",
-            &vendor_public,
-        ],
-        pin,
-        &[
-            ("TALLY_ADMIN_TOKEN", &token),
-            ("TALLY_HARDWARE_LABELS", "[\"machine-id\"]"),
-            ("RUST_LOG", "error"),
-        ],
-    )?;
-    wait_for(&format!("{server_url}/healthz"))?;
-
-    // A license for the load: per device, room for every bench device.
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let auth = format!("Bearer {token}");
-    let request: tally_proto::license::ActivationRequest = serde_json::from_str(
-        &agent
-            .get(&format!("{server_url}/api/admin/activation-request"))
-            .header("Authorization", &auth)
-            .call()?
-            .body_mut()
-            .read_to_string()?,
-    )?;
-    let now = tally_core::Clock::now(&tally_core::SystemClock);
-    let license = License {
-        format: LICENSE_FORMAT.into(),
-        license_id: "BENCH".into(),
-        organization: Organization {
-            id: "bench".into(),
-            name: "Bench".into(),
-        },
-        alias: "bench".into(),
-        issued_at: now,
-        items: vec![LicenseItem {
-            id: "BENCH-1".into(),
-            product: "bench-app".into(),
-            versions: None,
-            modules: vec![],
-            license_type: LicenseType::PerDevice,
-            quantity: (args.devices as u64).max(1) * 2,
-            start: now - 86_400,
-            end: now + 365 * 86_400,
-            grace_percent: 10,
-            active_window: ActiveWindow::Days30,
-            metric: None,
-        }],
-    };
-    let issued = tally_crypto::document::issue_license(&license, &vendor)?;
-    let activated = tally_crypto::document::activate_license(&issued, &request, &vendor, now)?;
-    let mut resp = agent
-        .post(&format!("{server_url}/api/admin/licenses"))
-        .header("Authorization", &auth)
-        .send(activated.as_bytes())?;
-    if !resp.status().is_success() {
-        bail!(
-            "importing the bench license failed: {}",
-            resp.body_mut().read_to_string()?
-        );
+    // Room for every device of every phase, and for the registered data set.
+    let quantity = args.registered + 4 * args.devices.max(1) as u64 + 10;
+    let mut server = TallyServer::start(dir.path(), pin, quantity)?;
+    let mut startup = None;
+    if args.registered > 0 {
+        server.stop();
+        eprintln!("  registering {} devices …", args.registered);
+        let took = dataset::register(&server.database(), args.registered, args.codes)?;
+        eprintln!("  registered in {:.1} s", took.as_secs_f64());
+        startup = Some(server.restart()?);
     }
+    let listen = server.listen().to_owned();
+    let activated = server.activated.clone();
+    let request = server.request.clone();
 
     // The baselines, in their own process on the same core.
     let keys = baseline::CryptoKeys {
@@ -426,7 +305,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     ratio("authorize / crypto-only baseline:", authorize, crypto);
     ratio("usage report (session) / bare echo:", report, echo);
-    if let Some(mib) = rss_mib(server.0.id()) {
+    if let Some(took) = startup {
+        println!(
+            "server start-up with {} registered devices: {:.2} s",
+            args.registered,
+            took.as_secs_f64()
+        );
+    }
+    if let Some(mib) = server.rss_mib() {
         println!("server RSS after the run: {mib:.1} MiB");
     }
     Ok(())
