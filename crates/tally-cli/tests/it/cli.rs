@@ -245,6 +245,10 @@ fn the_load_generator_runs_every_phase_without_errors() {
             "--no-pin",
             "--pool",
             "300",
+            "--registered",
+            "2000",
+            "--codes",
+            "5",
         ],
     );
     for phase in [
@@ -266,4 +270,8 @@ fn the_load_generator_runs_every_phase_without_errors() {
     assert!(out.contains("authorize / crypto-only baseline:"), "{out}");
     assert!(out.contains("usage report (session) / bare echo:"), "{out}");
     assert!(out.contains("server RSS after the run:"), "{out}");
+    assert!(
+        out.contains("server start-up with 2000 registered devices:"),
+        "{out}"
+    );
 }
