@@ -9,12 +9,13 @@ use tally_store::{Admission, AdmitRequest, DeviceRow, StoreResult};
 
 use crate::backend;
 use crate::places::{self, Place};
+use crate::savepoint::Savepoint;
 
 /// Reads every candidate's live state, lets the core rules decide, and writes the registration,
 /// all in one `BEGIN IMMEDIATE` transaction on the writer: nobody else can take a place between
 /// the count and the write.
 pub fn admit(c: &mut Connection, req: &AdmitRequest) -> StoreResult<Admission> {
-    let tx = c.savepoint().map_err(backend("begin admission"))?;
+    let tx = Savepoint::begin(c)?;
     let mut states = Vec::with_capacity(req.candidates.len());
     let mut before = Vec::with_capacity(req.candidates.len());
     for item in &req.candidates {
@@ -73,7 +74,7 @@ pub fn admit(c: &mut Connection, req: &AdmitRequest) -> StoreResult<Admission> {
             record_exception(&tx, &item.id, slice_of(req.now), exception)?;
         }
     }
-    tx.commit().map_err(backend("commit admission"))?;
+    tx.commit()?;
     Ok(Admission { decision })
 }
 

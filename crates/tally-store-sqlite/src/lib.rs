@@ -14,6 +14,7 @@ mod licenses;
 mod migrate;
 mod places;
 mod portal;
+mod savepoint;
 pub mod seed;
 mod usage;
 

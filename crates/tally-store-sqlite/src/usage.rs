@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rusqlite::{Connection, Savepoint, params};
+use rusqlite::{Connection, params};
 use tally_core::admission::{device_active_until, seat_until};
 use tally_proto::UnixSeconds;
 use tally_proto::license::{LicenseItem, LicenseType};
@@ -16,6 +16,7 @@ use crate::backend;
 use crate::devices::{record_exception, to_i64};
 use crate::licenses::parse_item;
 use crate::places::{self, Place};
+use crate::savepoint::Savepoint;
 
 /// Slices per hour (3-minute slices).
 const SLICES_PER_HOUR: i64 = 20;
@@ -42,7 +43,7 @@ macro_rules! saturating_add {
 /// Records a batch in one transaction: a report id seen before is skipped, a new one adds its
 /// counts to the hourly counters. Also refreshes the device's last contact.
 pub fn record(c: &mut Connection, batch: &ReportBatch) -> StoreResult<ReportOutcome> {
-    let tx = c.savepoint().map_err(backend("begin report"))?;
+    let tx = Savepoint::begin(c)?;
     let mut outcome = ReportOutcome::default();
     let mut new_counts: Vec<(i64, &BTreeMap<String, u64>)> = Vec::new();
     {
@@ -87,7 +88,7 @@ pub fn record(c: &mut Connection, batch: &ReportBatch) -> StoreResult<ReportOutc
         }
     }
     renew_and_charge(&tx, batch, &new_counts)?;
-    tx.commit().map_err(backend("commit report"))?;
+    tx.commit()?;
     Ok(outcome)
 }
 
