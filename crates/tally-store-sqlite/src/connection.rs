@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 use tally_store::{StoreError, StoreResult};
@@ -61,6 +62,10 @@ pub(crate) fn open(path: &Path) -> StoreResult<SqliteStore> {
     }
     configure(&conn)?;
     migrate::migrate(&mut conn)?;
+    // The writer checkpoints when it is idle (see `run_writer`); SQLite's automatic checkpoint,
+    // which runs inside a commit and holds up every write queued behind it, is only a backstop.
+    conn.pragma_update(None, "wal_autocheckpoint", 16_000)
+        .map_err(backend("set the checkpoint backstop"))?;
 
     let (tx, rx) = mpsc::channel::<Job>();
     std::thread::Builder::new()
@@ -77,16 +82,40 @@ pub(crate) fn open(path: &Path) -> StoreResult<SqliteStore> {
     })
 }
 
+/// A checkpoint is made when the writer finds no work and the last one is older than this.
+const CHECKPOINT_WHEN_IDLE: Duration = Duration::from_millis(200);
+/// A checkpoint is made after this long even if the writer is never idle.
+const CHECKPOINT_AT_LATEST: Duration = Duration::from_secs(2);
+
 /// The writer thread: jobs run one after another, waiting ones grouped into one transaction.
-/// It ends when every store handle is dropped.
+/// Between batches, when nothing waits, it folds the write-ahead log into the database (the
+/// checkpoint then completes, so the log starts over instead of growing). It ends when every
+/// store handle is dropped.
 fn run_writer(conn: &mut Connection, rx: &mpsc::Receiver<Job>) {
     let mut pending = VecDeque::new();
+    let mut last_checkpoint = Instant::now();
+    let mut written = false;
     loop {
         if pending.is_empty() {
-            match rx.recv() {
+            match rx.try_recv() {
                 Ok(job) => pending.push_back(job),
-                Err(_) => return,
+                Err(mpsc::TryRecvError::Disconnected) => return,
+                Err(mpsc::TryRecvError::Empty) => {
+                    if written && last_checkpoint.elapsed() >= CHECKPOINT_WHEN_IDLE {
+                        checkpoint(conn);
+                        last_checkpoint = Instant::now();
+                        written = false;
+                    }
+                    match rx.recv() {
+                        Ok(job) => pending.push_back(job),
+                        Err(_) => return,
+                    }
+                }
             }
+        }
+        if written && last_checkpoint.elapsed() >= CHECKPOINT_AT_LATEST {
+            checkpoint(conn);
+            last_checkpoint = Instant::now();
         }
         while pending.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -95,6 +124,13 @@ fn run_writer(conn: &mut Connection, rx: &mpsc::Receiver<Job>) {
             }
         }
         run_batch(conn, &mut pending);
+        written = true;
+    }
+}
+
+fn checkpoint(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "checkpoint failed; retrying later");
     }
 }
 
