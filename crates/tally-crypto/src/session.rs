@@ -44,8 +44,14 @@ impl SessionKey {
         n.into()
     }
 
-    /// Encrypts message number `seq` (unique per direction within the session). `ticket` is
-    /// bound as associated data, so a message cannot be moved to another session.
+    /// Encrypts message number `seq` of the session. `ticket` is bound as associated data, so a
+    /// message cannot be moved to another session.
+    ///
+    /// Requests (`ToServer`) use ChaCha20-Poly1305 with the number as nonce: the client never
+    /// reuses a number within a session. Replies (`ToClient`) use XChaCha20-Poly1305 with a random
+    /// nonce sent in front of the ciphertext and the number bound as associated data: a server
+    /// that lost its memory of seen numbers (a restart) and answered a replayed request twice
+    /// still never repeats a nonce.
     pub fn seal(
         &self,
         direction: Direction,
@@ -53,16 +59,34 @@ impl SessionKey {
         ticket: &str,
         plaintext: &[u8],
     ) -> CryptoResult<String> {
-        let ct = ChaCha20Poly1305::new(&self.0.into())
-            .encrypt(
-                &Self::nonce(direction, seq),
-                Payload {
-                    msg: plaintext,
-                    aad: ticket.as_bytes(),
-                },
-            )
-            .map_err(|_| CryptoError::Encrypt)?;
-        Ok(b64_encode(&ct))
+        let out = match direction {
+            Direction::ToServer => ChaCha20Poly1305::new(&self.0.into())
+                .encrypt(
+                    &Self::nonce(direction, seq),
+                    Payload {
+                        msg: plaintext,
+                        aad: ticket.as_bytes(),
+                    },
+                )
+                .map_err(|_| CryptoError::Encrypt)?,
+            Direction::ToClient => {
+                let mut nonce = [0u8; TICKET_NONCE];
+                random_bytes(&mut nonce)?;
+                let ct = XChaCha20Poly1305::new(&self.0.into())
+                    .encrypt(
+                        &XNonce::from(nonce),
+                        Payload {
+                            msg: plaintext,
+                            aad: &reply_aad(seq, ticket),
+                        },
+                    )
+                    .map_err(|_| CryptoError::Encrypt)?;
+                let mut out = nonce.to_vec();
+                out.extend_from_slice(&ct);
+                out
+            }
+        };
+        Ok(b64_encode(&out))
     }
 
     /// Decrypts what [`SessionKey::seal`] produced with the same direction, number and ticket.
@@ -74,16 +98,40 @@ impl SessionKey {
         ciphertext: &str,
     ) -> CryptoResult<Vec<u8>> {
         let ct = b64_decode(ciphertext)?;
-        ChaCha20Poly1305::new(&self.0.into())
-            .decrypt(
+        match direction {
+            Direction::ToServer => ChaCha20Poly1305::new(&self.0.into()).decrypt(
                 &Self::nonce(direction, seq),
                 Payload {
                     msg: &ct,
                     aad: ticket.as_bytes(),
                 },
-            )
-            .map_err(|_| CryptoError::Decrypt)
+            ),
+            Direction::ToClient => {
+                if ct.len() < TICKET_NONCE {
+                    return Err(CryptoError::Decrypt);
+                }
+                let (nonce, body) = ct.split_at(TICKET_NONCE);
+                let nonce = XNonce::try_from(nonce).map_err(|_| CryptoError::Decrypt)?;
+                XChaCha20Poly1305::new(&self.0.into()).decrypt(
+                    &nonce,
+                    Payload {
+                        msg: body,
+                        aad: &reply_aad(seq, ticket),
+                    },
+                )
+            }
+        }
+        .map_err(|_| CryptoError::Decrypt)
     }
+}
+
+/// Associated data of a reply: its direction, the number of the request it answers, the ticket.
+fn reply_aad(seq: u64, ticket: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(9 + ticket.len());
+    aad.push(Direction::ToClient as u8);
+    aad.extend_from_slice(&seq.to_be_bytes());
+    aad.extend_from_slice(ticket.as_bytes());
+    aad
 }
 
 /// What a ticket vouches for.
@@ -235,5 +283,15 @@ mod tests {
                 .open(Direction::ToServer, 5, "t", &ct)
                 .is_err()
         );
+        let reply = key.seal(Direction::ToClient, 5, "t", b"ok").unwrap();
+        assert_eq!(
+            key.open(Direction::ToClient, 5, "t", &reply).unwrap(),
+            b"ok"
+        );
+        assert!(key.open(Direction::ToClient, 6, "t", &reply).is_err());
+        assert!(key.open(Direction::ToClient, 5, "u", &reply).is_err());
+        assert!(key.open(Direction::ToServer, 5, "t", &reply).is_err());
+        // The same reply sealed twice never shares a nonce.
+        assert_ne!(reply, key.seal(Direction::ToClient, 5, "t", b"ok").unwrap());
     }
 }

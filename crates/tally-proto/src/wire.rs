@@ -171,7 +171,7 @@ pub struct SessionGrant {
 /// A [`ReportRequest`] encrypted with a session key (ChaCha20-Poly1305). The nonce is made of the
 /// direction and `seq`, which the client increases with every message of the session; the
 /// server refuses a number it has already seen. The reply is a [`SealedResponse`] encrypted
-/// with the same key and number in the other direction.
+/// with the same key (XChaCha20-Poly1305, random nonce, bound to the number and the ticket).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionEnvelope {
     pub v: u8,
