@@ -292,6 +292,29 @@ fn reports_use_the_report_session_and_fall_back_when_it_expires() {
     assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 9);
 }
 
+#[test]
+fn a_session_the_server_refuses_falls_back_to_a_sealed_report() {
+    let s = TestServer::start();
+    s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));
+    // The device keeps its own clock; the server's runs a day ahead after the authorization, so
+    // the device still believes in its session and only the server's refusal tells it otherwise.
+    let device_clock = tally_core::ManualClock::new(T0);
+    let device =
+        Client::with_clock(config(&s, "own-clock"), Arc::new(device_clock.clone())).unwrap();
+    device.authorize().unwrap();
+    s.clock.advance(DAY + 600);
+    device.record_usage("scan", 3).unwrap();
+    let flushed = device.flush().unwrap();
+    assert_eq!((flushed.acknowledged, flushed.pending), (1, 0));
+    let rows: Vec<UsageRow> = s.admin_ok("GET", "/stats/usage", None);
+    assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 3);
+    assert_eq!(
+        s.state.sessions.len(),
+        0,
+        "the expired session was never accepted"
+    );
+}
+
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
