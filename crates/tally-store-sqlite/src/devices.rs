@@ -198,16 +198,21 @@ fn item_state(
     Ok((state, own_place))
 }
 
-pub fn list(c: &Connection) -> StoreResult<Vec<DeviceRow>> {
+/// Registrations, most recently seen first; `page` = `(limit, offset)`, or all of them.
+pub fn list(c: &Connection, page: Option<(u32, u64)>) -> StoreResult<Vec<DeviceRow>> {
+    let (limit, offset) = match page {
+        Some((limit, offset)) => (i64::from(limit), to_i64(offset)),
+        None => (-1, 0),
+    };
     let mut stmt = c
-        .prepare(
+        .prepare_cached(
             "SELECT device_uuid, item_id, handshake_code, friendly_name, first_seen, last_seen,
                     active_until, units, domain
-             FROM devices ORDER BY last_seen DESC, device_uuid",
+             FROM devices ORDER BY last_seen DESC, device_uuid, item_id LIMIT ?1 OFFSET ?2",
         )
         .map_err(backend("list devices"))?;
     let rows = stmt
-        .query_map([], |r| {
+        .query_map(params![limit, offset], |r| {
             Ok(DeviceRow {
                 device_uuid: r.get(0)?,
                 item_id: r.get(1)?,
@@ -223,6 +228,12 @@ pub fn list(c: &Connection) -> StoreResult<Vec<DeviceRow>> {
         .map_err(backend("list devices"))?;
     rows.collect::<Result<Vec<_>, _>>()
         .map_err(backend("read device"))
+}
+
+pub fn count_all(c: &Connection) -> StoreResult<u64> {
+    c.query_row("SELECT COUNT(*) FROM devices", [], |r| r.get::<_, i64>(0))
+        .map(to_u64)
+        .map_err(backend("count devices"))
 }
 
 /// See [`tally_store::Store::trial`].

@@ -121,7 +121,16 @@ impl Store for SqliteStore {
     }
 
     async fn devices(&self) -> StoreResult<Vec<DeviceRow>> {
-        self.read(devices::list).await
+        self.read(|c| devices::list(c, None)).await
+    }
+
+    async fn recent_devices(&self, limit: u32, offset: u64) -> StoreResult<Vec<DeviceRow>> {
+        self.read(move |c| devices::list(c, Some((limit, offset))))
+            .await
+    }
+
+    async fn device_count(&self) -> StoreResult<u64> {
+        self.read(devices::count_all).await
     }
 
     async fn trial(

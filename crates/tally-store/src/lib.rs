@@ -59,6 +59,10 @@ pub trait Store: Send + Sync + 'static {
     /// [`tally_core::admission::decide`], in one write transaction.
     async fn admit_device(&self, request: AdmitRequest) -> StoreResult<Admission>;
     async fn devices(&self) -> StoreResult<Vec<DeviceRow>>;
+    /// One page of registrations, most recently seen first.
+    async fn recent_devices(&self, limit: u32, offset: u64) -> StoreResult<Vec<DeviceRow>>;
+    /// Registrations in all.
+    async fn device_count(&self) -> StoreResult<u64>;
 
     /// Starts or continues the public trial of a device: the first call records a trial of
     /// `length` seconds; later calls return its end. Once ended, a trial never starts again.

@@ -396,3 +396,55 @@ fn statistics_export_csv_of_reported_usage() {
     let other_item = v.get("/statistics.csv?days=7&item=L-9-9").body;
     assert_eq!(other_item, "day,item_id,feature,count\n");
 }
+
+#[test]
+fn the_devices_page_and_api_page_through_many_devices() {
+    // 450 registered devices, written while the server is stopped.
+    let s = TestServer::start();
+    s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 500, 0)]));
+    let (data, vendor) = s.stop();
+    tally_store_sqlite::seed::seed_devices(
+        &data.path().join("tally.db"),
+        &tally_store_sqlite::seed::SeedPlan {
+            devices: 450,
+            handshake_codes: 3,
+            now: T0,
+        },
+    )
+    .unwrap();
+    let s = TestServer::start_in(data, vendor, "machine-1");
+    let mut v = set_up(&s);
+    let home = v.get("/");
+    assert!(home.body.contains("450"), "{}", home.body);
+
+    let first = v.get("/devices");
+    assert!(
+        first.body.contains("Devices 1–200 of 450"),
+        "{}",
+        first.body
+    );
+    assert!(first.body.contains("href=\"/devices?page=2\""));
+    assert!(!first.body.contains("Newer"));
+    let rows = |body: &str| body.matches("<code>seed-").count();
+    assert_eq!(rows(&first.body), 200);
+    let last = v.get("/devices?page=3");
+    assert!(
+        last.body.contains("Devices 401–450 of 450"),
+        "{}",
+        last.body
+    );
+    assert_eq!(rows(&last.body), 50);
+    assert!(last.body.contains("href=\"/devices?page=2\""));
+    assert!(!last.body.contains("Older"));
+    // A page past the end shows the last one.
+    assert!(v.get("/devices?page=99").body.contains("Devices 401–450"));
+
+    let page: Vec<tally_proto::admin::DeviceView> =
+        s.admin_ok("GET", "/devices?limit=100&offset=400", None);
+    assert_eq!(page.len(), 50);
+    let all: Vec<tally_proto::admin::DeviceView> = s.admin_ok("GET", "/devices", None);
+    assert_eq!(all.len(), 450);
+    let (status, body) = s.admin("GET", "/devices?limit=many", None);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid_input"), "{body}");
+}

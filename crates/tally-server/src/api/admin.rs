@@ -155,8 +155,24 @@ async fn update_handshake(
     Ok(Json(view))
 }
 
-async fn devices(State(state): State<AppState>) -> ApiResult<Json<Vec<DeviceView>>> {
-    let rows = state.store.devices().await?;
+/// Paging of `GET /api/admin/devices`: without `limit`, every registration.
+#[derive(serde::Deserialize)]
+struct DevicePage {
+    limit: Option<u32>,
+    #[serde(default)]
+    offset: u64,
+}
+
+async fn devices(
+    State(state): State<AppState>,
+    page: Result<axum::extract::Query<DevicePage>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<DeviceView>>> {
+    let axum::extract::Query(page) =
+        page.map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.body_text()))?;
+    let rows = match page.limit {
+        Some(limit) => state.store.recent_devices(limit, page.offset).await?,
+        None => state.store.devices().await?,
+    };
     Ok(Json(
         rows.into_iter()
             .map(|d| DeviceView {

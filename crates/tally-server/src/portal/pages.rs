@@ -64,7 +64,7 @@ struct HomePage {
     mismatch: Option<String>,
     licenses: usize,
     items: usize,
-    devices: usize,
+    devices: u64,
     listen: String,
     server_url: String,
     activation_request: String,
@@ -89,7 +89,7 @@ pub async fn home(
         mismatch: state.identity.mismatch.clone(),
         licenses: state.store.licenses().await?.len(),
         items: state.store.items(state.now()).await?.len(),
-        devices: state.store.devices().await?.len(),
+        devices: state.store.device_count().await?,
         listen: state.settings.listen.to_string(),
         server_url: format!("http://{host}"),
         activation_request: serde_json::to_string_pretty(&state.identity.activation_request())?,
@@ -580,20 +580,41 @@ struct DeviceLine {
 struct DevicesPage {
     nav: Nav,
     devices: Vec<DeviceLine>,
+    /// 1-based numbers of the first and last device shown, and of all.
+    first: u64,
+    last: u64,
+    total: u64,
+    previous_page: Option<u64>,
+    next_page: Option<u64>,
+}
+
+/// Devices shown per page: a server may hold millions.
+const DEVICES_PER_PAGE: u32 = 200;
+
+#[derive(Deserialize)]
+pub struct DevicesQuery {
+    notice: Option<String>,
+    /// 1-based page number.
+    page: Option<u64>,
 }
 
 pub async fn devices(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(n): Query<Notice>,
+    Query(q): Query<DevicesQuery>,
 ) -> PageResult {
     let s = signed_in!(state, headers);
     let mut nav = nav("devices", &s.csrf);
-    nav.notice = notice_text(&n);
+    nav.notice = notice_text(&Notice { notice: q.notice });
     let now = state.now();
-    let devices = state
+    let total = state.store.device_count().await?;
+    let per_page = u64::from(DEVICES_PER_PAGE);
+    let pages = total.div_ceil(per_page).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let offset = (page - 1) * per_page;
+    let devices: Vec<DeviceLine> = state
         .store
-        .devices()
+        .recent_devices(DEVICES_PER_PAGE, offset)
         .await?
         .into_iter()
         .map(|d| DeviceLine {
@@ -606,7 +627,15 @@ pub async fn devices(
             active: d.active_until > now,
         })
         .collect();
-    Ok(render(&DevicesPage { nav, devices }))
+    Ok(render(&DevicesPage {
+        nav,
+        first: offset + 1,
+        last: offset + devices.len() as u64,
+        total,
+        previous_page: (page > 1).then(|| page - 1),
+        next_page: (page < pages).then(|| page + 1),
+        devices,
+    }))
 }
 
 #[derive(Deserialize)]
