@@ -17,16 +17,14 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use tally_crypto::envelope::{ReplyKey, seal_request};
-use tally_crypto::keys::EncryptionPublicKey;
-use tally_crypto::session::{Direction, SessionKey};
+use tally_crypto::envelope::ReplyKey;
+use tally_crypto::session::Direction;
 use tally_proto::wire::{
-    AuthorizeRequest, AuthorizeResponse, PATH_AUTHORIZE, PATH_REPORT, PATH_SESSION_REPORT, Reply,
-    ReportRequest, RequestStamp, SealedResponse, SessionEnvelope, UsageReport, ValidationField,
+    PATH_AUTHORIZE, PATH_REPORT, PATH_SESSION_REPORT, Reply, SealedResponse, SessionEnvelope,
 };
+
+use super::http::{connect, plain_error, send};
+use super::requests::{DeviceSession, Sealed, Target, report_id, report_request, seal_nth};
 
 /// What one phase sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,26 +69,6 @@ impl Outcome {
     }
 }
 
-/// Where a phase sends its requests.
-#[derive(Clone)]
-pub struct Target {
-    /// `host:port`.
-    pub addr: String,
-    pub key: EncryptionPublicKey,
-    pub organization: String,
-    pub product: String,
-    pub handshake_code: String,
-    pub devices: usize,
-    /// Prefix of the device ids, so that runs against the same server use distinct devices.
-    pub device_prefix: String,
-}
-
-impl Target {
-    fn device(&self, n: usize) -> String {
-        format!("{}-{}", self.device_prefix, n % self.devices.max(1))
-    }
-}
-
 /// How a phase is driven.
 #[derive(Debug, Clone, Copy)]
 pub struct Drive {
@@ -99,93 +77,6 @@ pub struct Drive {
     pub duration: Duration,
     /// Requests per second in open loop; `None` for the closed-loop peak.
     pub rate: Option<f64>,
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-fn stamp(n: u64) -> RequestStamp {
-    RequestStamp {
-        request_id: format!("bench-{n}"),
-        sent_at: now(),
-    }
-}
-
-fn authorize_request(t: &Target, n: usize) -> AuthorizeRequest {
-    AuthorizeRequest {
-        stamp: stamp(n as u64),
-        organization: t.organization.clone(),
-        handshake_code: t.handshake_code.clone(),
-        session_password: None,
-        device_uuid: t.device(n),
-        product: t.product.clone(),
-        version: None,
-        modules: vec![],
-        validation: ValidationField::default(),
-        friendly_name: None,
-        buffer_days: None,
-        instances: None,
-    }
-}
-
-fn report_request(t: &Target, device: String, report_id: String) -> ReportRequest {
-    ReportRequest {
-        stamp: stamp(0),
-        device_uuid: device,
-        organization: t.organization.clone(),
-        handshake_code: t.handshake_code.clone(),
-        reports: vec![UsageReport {
-            report_id,
-            slice: tally_proto::slice::slice_of(now()),
-            counts: [("scan".to_string(), 1u64)].into(),
-        }],
-    }
-}
-
-/// A report id as the SDK makes them: a UUID v7, so ids arrive in time order.
-fn report_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-/// One HPKE-sealed request ready to send.
-pub struct Sealed {
-    body: Bytes,
-    reply_key: ReplyKey,
-}
-
-fn seal(t: &Target, purpose: &str, plain: &impl serde::Serialize) -> Result<Sealed, String> {
-    let plain = serde_json::to_vec(plain).map_err(|e| e.to_string())?;
-    let (envelope, reply_key) = seal_request(&t.key, purpose, &plain).map_err(|e| e.to_string())?;
-    let body = serde_json::to_vec(&envelope).map_err(|e| e.to_string())?;
-    Ok(Sealed {
-        body: body.into(),
-        reply_key,
-    })
-}
-
-/// The `n`-th sealed request of `phase`.
-fn seal_nth(phase: Phase, t: &Target, n: usize) -> Result<Sealed, String> {
-    match phase {
-        Phase::SealedReport => seal(t, "report", &report_request(t, t.device(n), report_id())),
-        _ => seal(t, "authorize", &authorize_request(t, n)),
-    }
-}
-
-/// Seals `count` requests of `phase` before the phase starts.
-pub fn seal_pool(phase: Phase, t: &Target, count: usize) -> Result<Vec<Sealed>, String> {
-    (0..count).map(|n| seal_nth(phase, t, n)).collect()
-}
-
-/// A device's report session, as its authorization opened it.
-pub struct DeviceSession {
-    device: String,
-    ticket: String,
-    key: SessionKey,
-    seq: Cell<u64>,
 }
 
 /// Everything the connections of one phase share (one thread, so `Rc`/`Cell`).
@@ -296,50 +187,9 @@ impl Shared {
     }
 }
 
-fn plain_error(status: u16, body: &[u8]) -> String {
-    format!("HTTP {status}: {}", String::from_utf8_lossy(body))
-}
-
-async fn connect(addr: &str) -> Result<SendRequest<Full<Bytes>>, String> {
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::task::spawn_local(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
-}
-
-async fn send(
-    sender: &mut SendRequest<Full<Bytes>>,
-    host: &str,
-    path: &str,
-    body: Bytes,
-) -> Result<(u16, Bytes), String> {
-    sender.ready().await.map_err(|e| e.to_string())?;
-    let req = hyper::Request::post(path)
-        .header(hyper::header::HOST, host)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(body))
-        .map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-    let status = resp.status().as_u16();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, bytes))
-}
-
 /// Per-connection tallies.
 #[derive(Default)]
-struct Tally {
+pub struct Tally {
     ok: u64,
     errors: u64,
     latencies_us: Vec<u32>,
@@ -463,7 +313,7 @@ pub fn run(
 }
 
 /// Runs `tasks` futures made by `make` on one thread until all finish.
-fn run_local<F, Fut>(tasks: usize, make: F) -> Vec<Tally>
+pub fn run_local<F, Fut>(tasks: usize, make: F) -> Vec<Tally>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Tally> + 'static,
@@ -494,72 +344,4 @@ where
         }
         out
     })
-}
-
-/// Opens a report session for each of `target.devices` devices by authorizing it once.
-pub fn open_sessions(target: &Target, connections: usize) -> Result<Vec<DeviceSession>, String> {
-    let sessions: Rc<RefCell<Vec<DeviceSession>>> = Rc::new(RefCell::new(Vec::new()));
-    let next = Rc::new(Cell::new(0usize));
-    let failures: Rc<RefCell<Vec<String>>> = Rc::new(RefCell::new(Vec::new()));
-    run_local(connections, |_| {
-        let (sessions, next, failures, t) = (
-            sessions.clone(),
-            next.clone(),
-            failures.clone(),
-            target.clone(),
-        );
-        async move {
-            let mut sender = match connect(&t.addr).await {
-                Ok(s) => s,
-                Err(e) => {
-                    failures.borrow_mut().push(e);
-                    return Tally::default();
-                }
-            };
-            loop {
-                let n = next.get();
-                if n >= t.devices {
-                    break;
-                }
-                next.set(n + 1);
-                match open_one(&mut sender, &t, n).await {
-                    Ok(s) => sessions.borrow_mut().push(s),
-                    Err(e) => failures.borrow_mut().push(e),
-                }
-            }
-            Tally::default()
-        }
-    });
-    if let Some(e) = failures.borrow().first() {
-        return Err(format!("opening report sessions: {e}"));
-    }
-    Ok(sessions.take())
-}
-
-async fn open_one(
-    sender: &mut SendRequest<Full<Bytes>>,
-    t: &Target,
-    n: usize,
-) -> Result<DeviceSession, String> {
-    let sealed = seal(t, "authorize", &authorize_request(t, n))?;
-    let (status, bytes) = send(sender, &t.addr, PATH_AUTHORIZE, sealed.body).await?;
-    let envelope: SealedResponse =
-        serde_json::from_slice(&bytes).map_err(|_| plain_error(status, &bytes))?;
-    let plain = sealed
-        .reply_key
-        .open(&envelope)
-        .map_err(|e| e.to_string())?;
-    match serde_json::from_slice::<Reply<AuthorizeResponse>>(&plain) {
-        Ok(Reply::Ok(r)) => {
-            let session = r.session.ok_or("the server opened no report session")?;
-            Ok(DeviceSession {
-                device: t.device(n),
-                ticket: session.ticket,
-                key: sealed.reply_key.session_key(),
-                seq: Cell::new(0),
-            })
-        }
-        Ok(Reply::Err(e)) => Err(format!("{} {}", e.code, e.name)),
-        Err(e) => Err(e.to_string()),
-    }
 }

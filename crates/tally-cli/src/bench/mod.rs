@@ -6,7 +6,9 @@
 
 mod baseline;
 mod dataset;
+mod http;
 mod load;
+mod requests;
 mod server;
 
 use std::sync::Arc;
@@ -16,7 +18,8 @@ use clap::Args;
 use tally_crypto::keys::EncryptionPublicKey;
 use tally_crypto::{EncryptionKeyPair, SigningKey};
 
-use load::{Drive, Outcome, Phase, Target};
+use load::{Drive, Outcome, Phase};
+use requests::Target;
 use server::{TallyServer, free_port, spawn, wait_for};
 
 #[derive(Args, Debug)]
@@ -167,9 +170,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             .unwrap_or(1),
         pool_size
     );
-    let seal = |phase: Phase, t: &Target, n: usize| -> anyhow::Result<Vec<load::Sealed>> {
+    let seal = |phase: Phase, t: &Target, n: usize| -> anyhow::Result<Vec<requests::Sealed>> {
         eprintln!("  sealing {n} envelopes for {phase:?} …");
-        load::seal_pool(phase, t, n).map_err(|e| anyhow::anyhow!(e))
+        requests::seal_pool(phase, t, n).map_err(|e| anyhow::anyhow!(e))
     };
     let mut rows: Vec<(String, Outcome)> = Vec::new();
     let mut measure = |name: &str, phase: Phase, t: &Target, drive: Drive, pool, sessions| {
@@ -229,8 +232,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut report = 0.0;
     if wanted("report") {
         eprintln!("  opening {} report sessions …", reporters.devices);
-        let sessions =
-            load::open_sessions(&reporters, args.connections).map_err(|e| anyhow::anyhow!(e))?;
+        let sessions = requests::open_sessions(&reporters, args.connections)
+            .map_err(|e| anyhow::anyhow!(e))?;
         report = measure(
             "usage report (session)",
             Phase::SessionReport,
@@ -272,8 +275,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             seal(Phase::Authorize, &again, needed)?,
             vec![],
         );
-        let sessions =
-            load::open_sessions(&reporters, args.connections).map_err(|e| anyhow::anyhow!(e))?;
+        let sessions = requests::open_sessions(&reporters, args.connections)
+            .map_err(|e| anyhow::anyhow!(e))?;
         measure(
             "usage report at half peak",
             Phase::SessionReport,
