@@ -97,23 +97,13 @@ pub async fn session_report(
         },
         Err(e) => Err(e),
     };
-    let (status, reply) = reply_of(outcome);
-    let sealed = serde_json::to_vec(&reply)
-        .map_err(|e| e.to_string())
-        .and_then(|plain| {
-            opened
-                .session
-                .0
-                .seal(Direction::ToClient, opened.seq, &opened.ticket_text, &plain)
-                .map_err(|e| e.to_string())
-        });
-    match sealed {
-        Ok(ct) => (status, axum::Json(SealedResponse { ct })).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot seal reply");
-            ApiError::plain(ErrorCode::Internal).into_response()
-        }
-    }
+    sealed_answer(outcome, |plain| {
+        opened
+            .session
+            .0
+            .seal(Direction::ToClient, opened.seq, &opened.ticket_text, plain)
+            .map(|ct| SealedResponse { ct })
+    })
 }
 
 /// An opened session message.
@@ -181,13 +171,27 @@ fn open_session(state: &AppState, body: Result<Bytes, BytesRejection>) -> ApiRes
     })
 }
 
-/// The status and body of a sealed answer.
-fn reply_of<Resp>(outcome: ApiResult<Resp>) -> (StatusCode, Reply<Resp>) {
-    match outcome {
+/// The answer to an opened request, success or error, as a `Reply` sealed by `seal`; the status
+/// mirrors the error inside.
+fn sealed_answer<Resp: Serialize>(
+    outcome: ApiResult<Resp>,
+    seal: impl FnOnce(&[u8]) -> tally_crypto::CryptoResult<SealedResponse>,
+) -> Response {
+    let (status, reply) = match outcome {
         Ok(resp) => (StatusCode::OK, Reply::Ok(resp)),
         Err(e) => {
             tracing::debug!(error = %e, "request refused");
             (e.status(), Reply::Err(e.body()))
+        }
+    };
+    let sealed = serde_json::to_vec(&reply)
+        .map_err(|e| e.to_string())
+        .and_then(|plain| seal(&plain).map_err(|e| e.to_string()));
+    match sealed {
+        Ok(s) => (status, axum::Json(s)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot seal reply");
+            ApiError::plain(ErrorCode::Internal).into_response()
         }
     }
 }
@@ -233,17 +237,7 @@ where
         },
         Err(e) => Err(e),
     };
-    let (status, reply) = reply_of(outcome);
-    let sealed = serde_json::to_vec(&reply)
-        .map_err(|e| e.to_string())
-        .and_then(|plain| opened.reply_key.seal(&plain).map_err(|e| e.to_string()));
-    match sealed {
-        Ok(s) => (status, axum::Json(s)).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot seal reply");
-            ApiError::plain(ErrorCode::Internal).into_response()
-        }
-    }
+    sealed_answer(outcome, |plain| opened.reply_key.seal(plain))
 }
 
 fn open(
