@@ -9,7 +9,7 @@ use tally_proto::wire::{AuthorizeRequest, AuthorizeResponse, Grant, PATH_AUTHORI
 use crate::client::Client;
 use crate::error::{SdkError, SdkResult};
 use crate::rollback;
-use crate::session::{Failure, Session};
+use crate::session::{Failure, Session, no_server_code};
 use crate::state::{GRANT, StateLock};
 use crate::verify;
 
@@ -131,11 +131,7 @@ impl Client {
         let lock = self.state.lock()?;
         let high_water = rollback::observe(&lock, now)?;
         let Some(verified) = self.cached_grant(&lock)? else {
-            let code = if untrusted {
-                ErrorCode::ServerNotTrusted
-            } else {
-                ErrorCode::ServerUnreachable
-            };
+            let code = no_server_code(untrusted);
             return Err(SdkError::new(
                 code,
                 format!("{problems}; and no grant is cached"),

@@ -11,7 +11,7 @@ use tally_proto::wire::{
 use crate::client::Client;
 use crate::error::{SdkError, SdkResult};
 use crate::rollback;
-use crate::session::{Failure, Session};
+use crate::session::{Failure, Session, no_server_code};
 use crate::state::USAGE;
 use crate::usage::{UsageBook, check_feature};
 
@@ -149,11 +149,7 @@ impl Client {
                 .unwrap_or_default()
         };
         if outcome.sent == 0 {
-            let code = if untrusted {
-                ErrorCode::ServerNotTrusted
-            } else {
-                ErrorCode::ServerUnreachable
-            };
+            let code = no_server_code(untrusted);
             return Err(SdkError::new(
                 code,
                 format!(

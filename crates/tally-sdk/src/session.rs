@@ -27,6 +27,16 @@ pub enum Failure {
     Refused(SdkError),
 }
 
+/// The code for "no server gave an answer": not trusted when one answered but could not prove
+/// the vendor's activation, else unreachable.
+pub fn no_server_code(untrusted: bool) -> ErrorCode {
+    if untrusted {
+        ErrorCode::ServerNotTrusted
+    } else {
+        ErrorCode::ServerUnreachable
+    }
+}
+
 impl From<CallError> for Failure {
     fn from(e: CallError) -> Self {
         match e {
