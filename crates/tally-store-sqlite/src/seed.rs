@@ -89,13 +89,10 @@ pub fn seed_devices(path: &Path, plan: &SeedPlan) -> StoreResult<SeedReport> {
             let code = code_name(n);
             code_stmt
                 .execute(params![code, organization, plan.now])
-                .map_err(|e| match e {
-                    rusqlite::Error::SqliteFailure(f, _)
-                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                    {
-                        StoreError::Conflict(format!("handshake code {code} already exists"))
-                    }
-                    other => backend("insert code")(other),
+                .map_err(|e| {
+                    conflict_or_backend(e, "insert code", || {
+                        format!("handshake code {code} already exists")
+                    })
                 })?;
             for (position, item) in all_items.iter().enumerate() {
                 attach
@@ -135,13 +132,10 @@ pub fn seed_devices(path: &Path, plan: &SeedPlan) -> StoreResult<SeedReport> {
                     until,
                     plan.now.div_euclid(86_400)
                 ])
-                .map_err(|e| match e {
-                    rusqlite::Error::SqliteFailure(f, _)
-                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                    {
-                        StoreError::Conflict(format!("device seed-{n} is already registered"))
-                    }
-                    other => backend("insert device")(other),
+                .map_err(|e| {
+                    conflict_or_backend(e, "insert device", || {
+                        format!("device seed-{n} is already registered")
+                    })
                 })?;
             used += 1;
         }
@@ -156,6 +150,23 @@ pub fn seed_devices(path: &Path, plan: &SeedPlan) -> StoreResult<SeedReport> {
         handshake_codes: codes,
         organization,
     })
+}
+
+/// A uniqueness violation is a conflict with what the database already holds (described by
+/// `conflict`); anything else a backend failure.
+fn conflict_or_backend(
+    e: rusqlite::Error,
+    context: &str,
+    conflict: impl FnOnce() -> String,
+) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Conflict(conflict())
+        }
+        other => backend(context)(other),
+    }
 }
 
 fn code_name(n: u32) -> String {
