@@ -117,8 +117,18 @@ pub enum AdminCommand {
     TestEmail,
     /// Alerts sent, newest first.
     Alerts,
-    /// Registered devices.
-    Devices,
+    /// Registered devices, most recently seen first, one page at a time.
+    Devices {
+        /// Devices per page.
+        #[arg(long, default_value_t = 200)]
+        limit: u32,
+        /// Devices skipped before the page (200 shows the second page of 200).
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        /// Every registration at once (can be millions of lines).
+        #[arg(long, conflicts_with_all = ["limit", "offset"])]
+        all: bool,
+    },
     /// Usage per handshake code, per day and per feature.
     Stats {
         /// First day (YYYY-MM-DD).
@@ -434,8 +444,13 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
                 out
             })
         }
-        AdminCommand::Devices => {
-            let ds: Vec<DeviceView> = api.get("/devices")?;
+        AdminCommand::Devices { limit, offset, all } => {
+            let path = if all {
+                "/devices".to_owned()
+            } else {
+                format!("/devices?limit={limit}&offset={offset}")
+            };
+            let ds: Vec<DeviceView> = api.get(&path)?;
             print_or(json, &ds, || {
                 let mut out = String::from("device\titem\tcode\tname\tlast seen\tactive until\n");
                 for d in &ds {
@@ -448,6 +463,10 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
                         crate::client::format_time(d.last_seen),
                         crate::client::format_time(d.active_until)
                     ));
+                }
+                if !all && ds.len() as u64 == u64::from(limit) && limit > 0 {
+                    let next = offset.saturating_add(u64::from(limit));
+                    out.push_str(&format!("(next page: --offset {next})\n"));
                 }
                 out
             })

@@ -227,6 +227,23 @@ fn the_demo_server_authorizes_the_demo_client() {
         ],
     );
     assert!(devices.contains("demo device"), "{devices}");
+    let admin = [
+        "admin",
+        "--server",
+        &server,
+        "--data-dir",
+        "data",
+        "devices",
+    ];
+    let page = ok(d, &[&admin[..], &["--limit", "1"]].concat());
+    assert!(
+        page.contains("demo device") && page.contains("(next page: --offset 1)"),
+        "{page}"
+    );
+    let past_the_end = ok(d, &[&admin[..], &["--offset", "1"]].concat());
+    assert!(!past_the_end.contains("demo device"), "{past_the_end}");
+    let all = ok(d, &[&admin[..], &["--all"]].concat());
+    assert!(all.contains("demo device"), "{all}");
 }
 
 #[test]
