@@ -9,6 +9,7 @@ mod dataset;
 mod http;
 mod load;
 mod requests;
+mod rounds;
 mod server;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tally_crypto::{EncryptionKeyPair, SigningKey};
 
 use load::{Drive, Outcome, Phase};
 use requests::Target;
+use rounds::PeakRates;
 use server::{TallyServer, free_port, spawn, wait_for};
 
 #[derive(Args, Debug)]
@@ -53,6 +55,11 @@ pub struct BenchArgs {
     /// (default: all). Useful to profile one of them.
     #[arg(long, value_delimiter = ',')]
     pub phases: Vec<String>,
+    /// Runs the peak phases this many times in turn and reports each ratio as the median of the
+    /// rounds' ratios (each taken within its round), so that a drift of the machine's speed
+    /// between a baseline and its phase does not bend the comparison.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
 }
 
 #[derive(Args, Debug)]
@@ -188,75 +195,85 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             );
         }
         let rate = o.rate();
-        rows.push((name.to_owned(), o));
+        match rows.iter_mut().find(|(n, _)| n == name) {
+            Some((_, all)) => all.absorb(o),
+            None => rows.push((name.to_owned(), o)),
+        }
         rate
     };
     let wanted = |name: &str| args.phases.is_empty() || args.phases.iter().any(|p| p == name);
-    let mut echo = 0.0;
-    if wanted("echo") {
-        echo = measure(
-            "bare echo (baseline)",
-            Phase::Echo,
-            &base,
-            peak,
-            vec![],
-            vec![],
-        );
-    }
-    let mut crypto = 0.0;
-    if wanted("crypto") {
-        crypto = measure(
-            "crypto only (baseline)",
-            Phase::Crypto,
-            &base,
-            peak,
-            seal(Phase::Crypto, &base, pool_size)?,
-            vec![],
-        );
-    }
-    let mut authorize = 0.0;
-    if wanted("authorize") {
-        authorize = measure(
-            "authorize",
-            Phase::Authorize,
-            &tally,
-            peak,
-            seal(Phase::Authorize, &tally, pool_size)?,
-            vec![],
-        );
-    }
     let reporters = Target {
         device_prefix: "reporter".into(),
         ..tally.clone()
     };
-    let mut report = 0.0;
-    if wanted("report") {
-        eprintln!("  opening {} report sessions …", reporters.devices);
-        let sessions = requests::open_sessions(&reporters, args.connections)
-            .map_err(|e| anyhow::anyhow!(e))?;
-        report = measure(
-            "usage report (session)",
-            Phase::SessionReport,
-            &reporters,
-            peak,
-            vec![],
-            sessions,
-        );
-    }
     let sealed_reporters = Target {
         device_prefix: "sealed".into(),
         ..tally.clone()
     };
-    if wanted("sealed-report") {
-        measure(
-            "usage report (sealed)",
-            Phase::SealedReport,
-            &sealed_reporters,
-            peak,
-            seal(Phase::SealedReport, &sealed_reporters, pool_size)?,
-            vec![],
-        );
+    let total_rounds = args.rounds.max(1);
+    let mut rounds: Vec<PeakRates> = Vec::with_capacity(total_rounds);
+    for number in 1..=total_rounds {
+        if total_rounds > 1 {
+            eprintln!("  round {number} of {total_rounds}");
+        }
+        let mut r = PeakRates::default();
+        if wanted("echo") {
+            r.echo = measure(
+                "bare echo (baseline)",
+                Phase::Echo,
+                &base,
+                peak,
+                vec![],
+                vec![],
+            );
+        }
+        if wanted("crypto") {
+            r.crypto = measure(
+                "crypto only (baseline)",
+                Phase::Crypto,
+                &base,
+                peak,
+                seal(Phase::Crypto, &base, pool_size)?,
+                vec![],
+            );
+        }
+        if wanted("authorize") {
+            r.authorize = measure(
+                "authorize",
+                Phase::Authorize,
+                &tally,
+                peak,
+                seal(Phase::Authorize, &tally, pool_size)?,
+                vec![],
+            );
+        }
+        if wanted("report") {
+            eprintln!("  opening {} report sessions …", reporters.devices);
+            let sessions = requests::open_sessions(&reporters, args.connections)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            r.report = measure(
+                "usage report (session)",
+                Phase::SessionReport,
+                &reporters,
+                peak,
+                vec![],
+                sessions,
+            );
+        }
+        if wanted("sealed-report") {
+            measure(
+                "usage report (sealed)",
+                Phase::SealedReport,
+                &sealed_reporters,
+                peak,
+                seal(Phase::SealedReport, &sealed_reporters, pool_size)?,
+                vec![],
+            );
+        }
+        rounds.push(r);
     }
+    let authorize = rounds::median_rate(&rounds, |r| r.authorize);
+    let report = rounds::median_rate(&rounds, |r| r.report);
     if !args.skip_half_load && authorize > 0.0 && report > 0.0 {
         let half = |rate: f64| Drive {
             rate: Some((rate / 2.0).max(1.0)),
@@ -286,6 +303,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             sessions,
         );
     }
+    if total_rounds > 1 {
+        println!("peak phases in {total_rounds} rounds; the table adds the rounds together");
+        for (i, r) in rounds.iter().enumerate() {
+            println!("{}", rounds::round_line(i + 1, r));
+        }
+    }
     println!(
         "{:<28} {:>10} {:>9} {:>9} {:>9} {:>8}",
         "phase", "req/s", "p50 ms", "p99 ms", "p999 ms", "errors"
@@ -301,13 +324,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             o.errors
         );
     }
-    let ratio = |name: &str, of: f64, to: f64| {
-        if of > 0.0 && to > 0.0 {
-            println!("{name:<38} {:.0} %", 100.0 * of / to);
+    for ratio in &rounds::RATIOS {
+        if let Some(text) = rounds::describe(&rounds::percents(&rounds, ratio)) {
+            println!("{:<38} {text}", ratio.label);
         }
-    };
-    ratio("authorize / crypto-only baseline:", authorize, crypto);
-    ratio("usage report (session) / bare echo:", report, echo);
+    }
     if let Some(took) = startup {
         println!(
             "server start-up with {} registered devices: {:.2} s",

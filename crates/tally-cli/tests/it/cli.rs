@@ -256,6 +256,8 @@ fn the_load_generator_runs_every_phase_without_errors() {
             "2000",
             "--codes",
             "5",
+            "--rounds",
+            "2",
         ],
     );
     for phase in [
@@ -274,8 +276,20 @@ fn the_load_generator_runs_every_phase_without_errors() {
         let errors: u64 = line.split_whitespace().last().unwrap().parse().unwrap();
         assert_eq!(errors, 0, "{line}");
     }
-    assert!(out.contains("authorize / crypto-only baseline:"), "{out}");
-    assert!(out.contains("usage report (session) / bare echo:"), "{out}");
+    for ratio in [
+        "authorize / crypto-only baseline:",
+        "usage report (session) / bare echo:",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(ratio))
+            .unwrap_or_else(|| panic!("no {ratio} in {out}"));
+        assert!(line.contains("(median of 2 rounds, "), "{line}");
+    }
+    assert!(
+        out.contains("round 1: echo ") && out.contains("round 2: echo "),
+        "{out}"
+    );
     assert!(out.contains("server RSS after the run:"), "{out}");
     assert!(
         out.contains("server start-up with 2000 registered devices:"),
