@@ -87,6 +87,13 @@ const CHECKPOINT_WHEN_IDLE: Duration = Duration::from_millis(200);
 /// A checkpoint is made after this long even if the writer is never idle.
 const CHECKPOINT_AT_LATEST: Duration = Duration::from_secs(2);
 
+/// Batches start at most this often. Every commit has a fixed cost on the server's core (the
+/// `fsync`, the log's frame writes, file locks, two context switches); when writes arrive one by
+/// one between longer pieces of work (an authorization's public-key operations), committing each
+/// alone spends that cost per request. Waiting out the rest of this interval lets a handful join
+/// the batch: authorizations +10–15 % on one core, for at most this much added latency.
+const MIN_COMMIT_INTERVAL: Duration = Duration::from_micros(500);
+
 /// The writer thread: jobs run one after another, waiting ones grouped into one transaction.
 /// Between batches, when nothing waits, it folds the write-ahead log into the database (the
 /// checkpoint then completes, so the log starts over instead of growing). It ends when every
@@ -95,6 +102,7 @@ fn run_writer(conn: &mut Connection, rx: &mpsc::Receiver<Job>) {
     let mut pending = VecDeque::new();
     let mut last_checkpoint = Instant::now();
     let mut written = false;
+    let mut last_batch: Option<Instant> = None;
     loop {
         if pending.is_empty() {
             match rx.try_recv() {
@@ -117,6 +125,14 @@ fn run_writer(conn: &mut Connection, rx: &mpsc::Receiver<Job>) {
             checkpoint(conn);
             last_checkpoint = Instant::now();
         }
+        // At high rates, commits are spaced so that each carries several writes; at low rates
+        // the last batch is long past and nothing waits.
+        if let Some(since) = last_batch.map(|at| at.elapsed())
+            && since < MIN_COMMIT_INTERVAL
+        {
+            std::thread::sleep(MIN_COMMIT_INTERVAL - since);
+        }
+        last_batch = Some(Instant::now());
         while pending.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(job) => pending.push_back(job),
