@@ -234,9 +234,11 @@ async fn report_internal_errors(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let what = format!("{} {}", req.method(), req.uri().path());
+    // Kept as they are (cheap clones) and only formatted for the rare failure.
+    let (method, uri) = (req.method().clone(), req.uri().clone());
     let resp = next.run(req).await;
     if resp.status() == axum::http::StatusCode::INTERNAL_SERVER_ERROR {
+        let what = format!("{method} {}", uri.path());
         let detail = resp
             .extensions()
             .get::<crate::error::InternalDetail>()
