@@ -236,6 +236,13 @@ fn the_demo_server_authorizes_the_demo_client() {
     assert!(all.contains("demo device"), "{all}");
 }
 
+/// The line of `out` that starts with `prefix`; the test fails if there is none.
+fn line_starting<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in {out}"))
+}
+
 #[test]
 fn the_load_generator_runs_every_phase_without_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -269,10 +276,7 @@ fn the_load_generator_runs_every_phase_without_errors() {
         "authorize at half peak",
         "usage report at half peak",
     ] {
-        let line = out
-            .lines()
-            .find(|l| l.starts_with(phase))
-            .unwrap_or_else(|| panic!("no {phase} in {out}"));
+        let line = line_starting(&out, phase);
         let errors: u64 = line.split_whitespace().last().unwrap().parse().unwrap();
         assert_eq!(errors, 0, "{line}");
     }
@@ -280,10 +284,7 @@ fn the_load_generator_runs_every_phase_without_errors() {
         "authorize / crypto-only baseline:",
         "usage report (session) / bare echo:",
     ] {
-        let line = out
-            .lines()
-            .find(|l| l.starts_with(ratio))
-            .unwrap_or_else(|| panic!("no {ratio} in {out}"));
+        let line = line_starting(&out, ratio);
         assert!(line.contains("(median of 2 rounds, "), "{line}");
     }
     assert!(
