@@ -1,7 +1,8 @@
-//! Baseline servers measured in the same run as Tally: a bare JSON echo (the HTTP floor) and a
-//! crypto-only endpoint doing exactly the cryptographic work of an authorization (HPKE open,
-//! Ed25519 signature of a grant, report-session ticket, sealed reply of the same length) with no
-//! store and no rules.
+//! Baseline servers measured in the same run as Tally: a bare JSON echo (the HTTP floor), a
+//! durable echo that answers only once the body is on stable storage (the floor of any durable
+//! acknowledgement, see `durable_log.rs`) and a crypto-only endpoint doing exactly the
+//! cryptographic work of an authorization (HPKE open, Ed25519 signature of a grant,
+//! report-session ticket, sealed reply of the same length) with no store and no rules.
 
 use std::sync::Arc;
 
@@ -11,6 +12,8 @@ use axum::routing::post;
 use tally_crypto::envelope::open_request;
 use tally_crypto::{EncryptionKeyPair, SigningKey};
 use tally_proto::wire::{Envelope, Grant, GrantedItem};
+
+use super::durable_log::DurableLog;
 
 /// Keys of the crypto-only baseline, and the certificate its replies carry (Tally's replies
 /// carry the activated license, so the sealed reply is as long).
@@ -22,6 +25,14 @@ pub struct CryptoKeys {
 
 async fn echo(body: Bytes) -> Bytes {
     body
+}
+
+async fn durable_echo(State(log): State<DurableLog>, body: Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match log.append(&body).await {
+        Ok(()) => body.into_response(),
+        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    }
 }
 
 async fn crypto(State(keys): State<Arc<CryptoKeys>>, body: Bytes) -> axum::response::Response {
@@ -85,13 +96,16 @@ async fn crypto(State(keys): State<Arc<CryptoKeys>>, body: Bytes) -> axum::respo
     }
 }
 
-/// Serves both baselines (`/echo`, `/crypto`) on `listener` until the process ends.
+/// Serves the baselines (`/echo`, `/durable-echo`, `/crypto`) on `listener` until the process
+/// ends.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     keys: Arc<CryptoKeys>,
+    log: DurableLog,
 ) -> std::io::Result<()> {
     let app = axum::Router::new()
         .route("/echo", post(echo))
+        .route("/durable-echo", post(durable_echo).with_state(log))
         .route("/crypto", post(crypto))
         .with_state(keys);
     axum::serve(listener, app).await

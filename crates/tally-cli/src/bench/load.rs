@@ -31,6 +31,8 @@ use super::requests::{DeviceSession, Sealed, Target, report_id, report_request, 
 pub enum Phase {
     /// A ~300-byte JSON body to the bare echo.
     Echo,
+    /// The same body to the durable echo (answered once it is on stable storage).
+    DurableEcho,
     /// A sealed authorization to the crypto-only baseline.
     Crypto,
     /// A sealed authorization to Tally.
@@ -115,8 +117,12 @@ impl Shared {
         let n = self.issued.get();
         self.issued.set(n + 1);
         match self.phase {
-            Phase::Echo => Ok((
-                "/echo",
+            Phase::Echo | Phase::DurableEcho => Ok((
+                if self.phase == Phase::Echo {
+                    "/echo"
+                } else {
+                    "/durable-echo"
+                },
                 self.echo_body.clone(),
                 Pending::Echo(self.echo_body.len()),
             )),

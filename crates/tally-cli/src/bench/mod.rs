@@ -6,6 +6,7 @@
 
 mod baseline;
 mod dataset;
+mod durable_log;
 mod http;
 mod load;
 mod requests;
@@ -51,8 +52,8 @@ pub struct BenchArgs {
     /// Handshake codes the registered devices are spread over.
     #[arg(long, default_value_t = 100)]
     pub codes: u32,
-    /// Phases to run, comma-separated, from: echo, crypto, authorize, report, sealed-report
-    /// (default: all). Useful to profile one of them.
+    /// Phases to run, comma-separated, from: echo, durable-echo, crypto, authorize, report,
+    /// sealed-report (default: all). Useful to profile one of them.
     #[arg(long, value_delimiter = ',')]
     pub phases: Vec<String>,
     /// Runs the peak phases this many times in turn and reports each ratio as the median of the
@@ -69,6 +70,9 @@ pub struct BaselineArgs {
     /// File with the baseline's secret keys (written by `tally bench`).
     #[arg(long)]
     pub keys: std::path::PathBuf,
+    /// File the durable echo writes to (created; on the disk of the server's data directory).
+    #[arg(long)]
+    pub log: std::path::PathBuf,
 }
 
 /// The hidden `bench-baseline` subcommand: serves the baselines.
@@ -80,13 +84,14 @@ pub fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
         signing: SigningKey::from_base64(lines.next().unwrap_or(""))?,
         certificate: lines.collect::<Vec<_>>().join("\n"),
     };
+    let log = durable_log::DurableLog::create(&args.log)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen).await?;
-        baseline::serve(listener, Arc::new(keys)).await
+        baseline::serve(listener, Arc::new(keys), log).await
     })?;
     Ok(())
 }
@@ -127,6 +132,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     )?;
     let base_port = free_port()?;
     let base_listen = format!("127.0.0.1:{base_port}");
+    let log_file = dir.path().join("durable-echo.log");
     let _baseline = spawn(
         &[
             "bench-baseline",
@@ -134,6 +140,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             &base_listen,
             "--keys",
             keys_file.to_str().unwrap_or(""),
+            "--log",
+            log_file.to_str().unwrap_or(""),
         ],
         pin,
         &[],
@@ -221,6 +229,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             r.echo = measure(
                 "bare echo (baseline)",
                 Phase::Echo,
+                &base,
+                peak,
+                vec![],
+                vec![],
+            );
+        }
+        if wanted("durable-echo") {
+            r.durable_echo = measure(
+                "durable echo (baseline)",
+                Phase::DurableEcho,
                 &base,
                 peak,
                 vec![],

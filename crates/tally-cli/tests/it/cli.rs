@@ -269,6 +269,7 @@ fn the_load_generator_runs_every_phase_without_errors() {
     );
     for phase in [
         "bare echo (baseline)",
+        "durable echo (baseline)",
         "crypto only (baseline)",
         "authorize",
         "usage report (session)",
@@ -283,12 +284,18 @@ fn the_load_generator_runs_every_phase_without_errors() {
     for ratio in [
         "authorize / crypto-only baseline:",
         "usage report (session) / bare echo:",
+        "durable echo / bare echo:",
+        "usage report (session) / durable echo:",
     ] {
         let line = line_starting(&out, ratio);
         assert!(line.contains("(median of 2 rounds, "), "{line}");
     }
     assert!(
         out.contains("round 1: echo ") && out.contains("round 2: echo "),
+        "{out}"
+    );
+    assert!(
+        line_starting(&out, "round 1: ").contains(", durable echo "),
         "{out}"
     );
     assert!(out.contains("server RSS after the run:"), "{out}");
