@@ -17,6 +17,7 @@ mod portal;
 mod savepoint;
 pub mod seed;
 mod usage;
+mod writer;
 
 use std::path::Path;
 
@@ -26,6 +27,7 @@ use tally_store::*;
 
 pub use connection::SqliteStore;
 pub use migrate::SCHEMA_VERSION;
+use writer::CommitSpacing;
 
 /// Wraps a rusqlite error as a backend failure saying what was being done.
 pub(crate) fn backend(context: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -117,7 +119,10 @@ impl Store for SqliteStore {
     }
 
     async fn admit_device(&self, request: AdmitRequest) -> StoreResult<Admission> {
-        self.write(move |c| devices::admit(c, &request)).await
+        self.write_spaced(CommitSpacing::ADMISSION, move |c| {
+            devices::admit(c, &request)
+        })
+        .await
     }
 
     async fn devices(&self) -> StoreResult<Vec<DeviceRow>> {
