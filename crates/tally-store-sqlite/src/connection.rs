@@ -80,7 +80,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
-        self.write_spaced(CommitSpacing::DEFAULT, f).await
+        self.write_spaced(CommitSpacing::NONE, f).await
     }
 
     /// [`Self::write`] with the given commit spacing.
