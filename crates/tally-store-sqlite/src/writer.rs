@@ -149,10 +149,14 @@ impl Writer {
     }
 
     /// Waits until the shortest spacing among the pending writes has passed since `previous`;
-    /// a write with a shorter spacing arriving meanwhile shortens the wait.
+    /// a write with a shorter spacing arriving meanwhile shortens the wait, and a full batch
+    /// does not wait.
     fn wait_for_spacing(&mut self, previous: Instant) {
         loop {
             self.take_waiting();
+            if self.pending.len() >= MAX_BATCH {
+                return;
+            }
             let Some(spacing) = self.pending.iter().map(|job| job.spacing).min() else {
                 return;
             };
@@ -162,36 +166,26 @@ impl Writer {
             if left.is_zero() {
                 return;
             }
-            let mut gate = self.gate.state.lock().unwrap_or_else(|p| p.into_inner());
-            gate.waiting_for = Some(spacing);
-            gate.hurried = false;
-            // A write sent before `waiting_for` was set is already in the channel: look once
-            // more before sleeping (it could be the hurried one).
-            drop(gate);
+            let gate = Arc::clone(&self.gate);
+            let mut state = gate.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.waiting_for = Some(spacing);
+            state.hurried = false;
+            // Writes sent before `waiting_for` was set did not hurry the writer; they are in the
+            // channel by now (a sender queues its write before it takes this lock).
             self.take_waiting();
             if self.pending.iter().any(|job| job.spacing < spacing) {
-                self.stop_waiting();
+                state.waiting_for = None;
                 continue;
             }
-            let gate = self.gate.state.lock().unwrap_or_else(|p| p.into_inner());
-            let (mut gate, _) = self
-                .gate
+            let (mut state, _) = gate
                 .wake
-                .wait_timeout_while(gate, left, |g| !g.hurried)
+                .wait_timeout_while(state, left, |s| !s.hurried)
                 .unwrap_or_else(|p| p.into_inner());
-            gate.waiting_for = None;
-            if !gate.hurried {
+            state.waiting_for = None;
+            if !state.hurried {
                 return;
             }
         }
-    }
-
-    fn stop_waiting(&self) {
-        self.gate
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .waiting_for = None;
     }
 
     /// Moves the writes that arrived into `pending`, up to a batch.
