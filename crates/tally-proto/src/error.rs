@@ -59,6 +59,7 @@ error_table! {
     WrongSessionPassword = 114, "wrong_session_password", 401, Error, "The session password is incorrect.";
     TrialUnavailable = 115, "trial_unavailable", 403, Error, "No organization or handshake code was given and this device cannot get a public trial.";
     ValidationFieldMismatch = 116, "validation_field_mismatch", 403, Error, "The domain, app id or process name is not allowed for this handshake code.";
+    TooManyAttempts = 117, "too_many_attempts", 429, Error, "Too many wrong session passwords came from this address or for this handshake code; retry later.";
     // Matching the request against license items.
     NoMatchingLicense = 120, "no_matching_license", 403, Error, "No license item on this handshake code matches the product, version and modules requested.";
     LicenseExpired = 121, "license_expired", 403, Error, "Every matching license item has expired.";
@@ -68,13 +69,15 @@ error_table! {
     UsageQuotaExceeded = 131, "usage_quota_exceeded", 403, Error, "The usage quota of the license is used up.";
     SeatsExhausted = 132, "seats_exhausted", 403, Error, "Every concurrent seat of the license is taken.";
     DomainQuotaExceeded = 133, "domain_quota_exceeded", 403, Error, "The license has no room for another domain.";
+    NoLivePlace = 134, "no_live_place", 403, Error, "This device holds no live registration or seat on the handshake code: authorize again before reporting usage.";
     // Protocol.
     BadRequest = 200, "bad_request", 400, Error, "The request is malformed.";
     BadEnvelope = 201, "bad_envelope", 400, Error, "The request could not be decrypted for this server.";
     ReplayedRequest = 202, "replayed_request", 409, Error, "This request was already received once.";
     StaleRequest = 203, "stale_request", 400, Error, "The request's timestamp is too far from the server's clock.";
     PayloadTooLarge = 204, "payload_too_large", 413, Error, "The request body is too large.";
-    SessionExpired = 205, "session_expired", 401, Error, "The report session is unknown or has expired: send the report sealed to the server key, or authorize again.";
+    SessionExpired = 205, "session_expired", 401, Error, "The report session is unknown or has expired: authorize again to open a new one.";
+    ProtocolOutdated = 206, "protocol_outdated", 410, Error, "The client speaks an older protocol than this server: update the SDK.";
     // Administration.
     Unauthorized = 300, "unauthorized", 401, Error, "A valid admin bearer token is required.";
     InvalidLicenseFile = 301, "invalid_license_file", 422, Error, "The license file is malformed or its signature is not valid.";
@@ -94,6 +97,8 @@ error_table! {
     ClockRollback = 1005, "clock_rollback", 0, Error, "The device clock went backwards; the cached grant is refused.";
     NoGrant = 1006, "no_grant", 0, Error, "The device has never been authorized.";
     ServerNotTrusted = 1007, "server_not_trusted", 0, Error, "The server could not prove a license activation signed by the vendor.";
+    SeatLapsed = 1008, "seat_lapsed", 0, Error, "The concurrent seat has lapsed and no server renewed it; the product must reach the server to run again.";
+    LicenseInGrace = 1009, "license_in_grace", 0, Warning, "The license has ended and keeps working only during its grace period: renew it.";
 }
 
 impl ErrorCode {

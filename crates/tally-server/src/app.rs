@@ -41,6 +41,8 @@ pub struct Inner {
     pub tickets: tally_crypto::session::TicketKey,
     /// One-time token that lets whoever reads the server log set the first portal password.
     pub setup_token: String,
+    /// Session-password checks: verified passwords remembered, Argon2 bounded and throttled.
+    pub passwords: crate::service::password::PasswordGuard,
     /// Recent failed sign-ins, to slow down password guessing.
     failed_logins: std::sync::Mutex<Vec<tally_proto::UnixSeconds>>,
     /// Internal errors on their way to the admin (see [`crate::alerts`]).
@@ -96,6 +98,7 @@ impl AppState {
             sessions: SessionWindows::default(),
             outcomes: crate::outcomes::OutcomeTally::default(),
             tickets,
+            passwords: crate::service::password::PasswordGuard::new()?,
             setup_token: tally_crypto::random_id().map_err(|e| e.to_string())?,
             failed_logins: std::sync::Mutex::new(Vec::new()),
             errors,
@@ -218,7 +221,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     crate::portal::announce_setup(&state).await;
     crate::alerts::spawn(&state);
-    let result = axum::serve(listener, router(state.clone()))
+    // The peer address reaches handlers (session-password throttling per source address).
+    let app = router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     // What was gathered in memory is written before the process ends.

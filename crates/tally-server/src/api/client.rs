@@ -1,12 +1,13 @@
 //! The SDK protocol: a public hello, then HPKE-sealed authorize and report requests.
 
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tally_crypto::envelope::ENVELOPE_VERSION;
 
@@ -40,9 +41,10 @@ pub async fn hello(State(state): State<AppState>) -> Result<axum::Json<ServerHel
     }))
 }
 
-/// `POST /api/v1/authorize`.
+/// `POST /api/v2/authorize`.
 pub async fn authorize(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     sealed(
@@ -50,7 +52,7 @@ pub async fn authorize(
         "authorize",
         body,
         |s, req: AuthorizeRequest, session| async move {
-            service::authorize::authorize(&s, req, session).await
+            service::authorize::authorize(&s, req, session, peer.ip()).await
         },
     )
     .await

@@ -29,6 +29,7 @@ pub async fn authorize(
     state: &AppState,
     req: AuthorizeRequest,
     session: SessionKey,
+    source: std::net::IpAddr,
 ) -> ApiResult<AuthorizeResponse> {
     if let Some(problem) = &state.identity.mismatch {
         return Err(ApiError::new(ErrorCode::IdentityMismatch, problem.clone()));
@@ -40,7 +41,7 @@ pub async fn authorize(
         trial_ends,
     } = resolve_handshake(state, &req, now).await?;
     let code = handshake.code.clone();
-    let result = authorize_on(state, &req, handshake, trial_ends, now, session).await;
+    let result = authorize_on(state, &req, handshake, trial_ends, now, session, source).await;
     // Outcomes per code feed the failed-authorization alert.
     state.outcomes.add(&code, result.is_ok(), now);
     result
@@ -54,8 +55,9 @@ async fn authorize_on(
     trial_ends: Option<UnixSeconds>,
     now: UnixSeconds,
     session: SessionKey,
+    source: std::net::IpAddr,
 ) -> ApiResult<AuthorizeResponse> {
-    check_access(&handshake, req)?;
+    check_access(state, &handshake, req, source).await?;
 
     let (candidates, licenses_of) = matching_items(&handshake, req, now)?;
     let ask = Ask {
@@ -202,15 +204,18 @@ fn check_fields(req: &AuthorizeRequest) -> ApiResult<()> {
 
 /// A disabled code, a wrong session password or a request from a place the code does not allow
 /// is refused before any quota is touched.
-fn check_access(handshake: &HandshakeRow, req: &AuthorizeRequest) -> ApiResult<()> {
+async fn check_access(
+    state: &AppState,
+    handshake: &HandshakeRow,
+    req: &AuthorizeRequest,
+    source: std::net::IpAddr,
+) -> ApiResult<()> {
     if !handshake.enabled {
         return Err(ApiError::plain(ErrorCode::HandshakeDisabled));
     }
     if let Some(hash) = &handshake.session_password_hash {
         let given = req.session_password.as_deref().unwrap_or("");
-        if !password::verify(given, hash) {
-            return Err(ApiError::plain(ErrorCode::WrongSessionPassword));
-        }
+        password::check(state, &handshake.code, hash, given, source).await?;
     }
     tally_core::validation::check(&handshake.validation, &req.validation).map_err(|field| {
         ApiError::new(
