@@ -42,8 +42,10 @@ pub struct ClientArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
-    /// Ask the server for a grant (falls back to the cached grant when no server answers).
+    /// Ask the server for a grant (falls back to the held grant when no server answers).
     Authorize,
+    /// Whether the product may run now, from the held grant alone (no server contacted).
+    Check,
     /// Count usage of a feature in the current 3-minute slice.
     Record {
         feature: String,
@@ -54,6 +56,31 @@ pub enum ClientCommand {
     Flush,
     /// Device id, cached grant and pending usage.
     Status,
+}
+
+fn print_authorization(auth: &tally_sdk::Authorization) {
+    let g = &auth.grant;
+    println!("  device       {}", g.device_uuid);
+    println!("  code         {}", g.handshake_code);
+    for item in &g.items {
+        println!(
+            "  item         {} ({} {}, ends {})",
+            item.item_id,
+            item.product,
+            item.license_type.as_str(),
+            format_time(item.end)
+        );
+    }
+    if let Some(seat) = g.seat_until {
+        println!("  seat until   {}", format_time(seat));
+    }
+    println!("  valid until  {}", format_time(g.valid_until));
+    if let Some(grace) = auth.grace_until {
+        println!(
+            "  warning      the license has ended; it works during its grace until {}",
+            format_time(grace)
+        );
+    }
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` of a Unix time.
@@ -97,24 +124,17 @@ pub fn run(args: ClientArgs) -> anyhow::Result<()> {
     match args.command {
         ClientCommand::Authorize => {
             let auth = client.authorize()?;
-            let g = &auth.grant;
             if auth.cached {
-                println!("authorized from the cached grant (no server answered)");
+                println!("authorized from the held grant (no server answered)");
             } else {
-                println!("authorized by server {}", g.server_uuid);
+                println!("authorized by server {}", auth.grant.server_uuid);
             }
-            println!("  device       {}", g.device_uuid);
-            println!("  code         {}", g.handshake_code);
-            for item in &g.items {
-                println!(
-                    "  item         {} ({} {}, ends {})",
-                    item.item_id,
-                    item.product,
-                    item.license_type.as_str(),
-                    format_time(item.end)
-                );
-            }
-            println!("  valid until  {}", format_time(g.valid_until));
+            print_authorization(&auth);
+        }
+        ClientCommand::Check => {
+            let auth = client.check()?;
+            println!("the held grant allows use now");
+            print_authorization(&auth);
         }
         ClientCommand::Record { feature, count } => {
             client.record_usage(&feature, count)?;
@@ -123,9 +143,14 @@ pub fn run(args: ClientArgs) -> anyhow::Result<()> {
         ClientCommand::Flush => {
             let o = client.flush()?;
             println!(
-                "sent {} reports: {} acknowledged ({} already counted), {} pending, {} expired",
-                o.sent, o.acknowledged, o.duplicates, o.pending, o.expired
+                "sent {} reports: {} acknowledged ({} already counted), {} refused, {} pending, {} expired",
+                o.sent, o.acknowledged, o.duplicates, o.refused, o.pending, o.expired
             );
+            if o.usage_exhausted {
+                println!(
+                    "the license's usage quota is used up: the product stops until it is renewed"
+                );
+            }
         }
         ClientCommand::Status => {
             let s = client.status()?;

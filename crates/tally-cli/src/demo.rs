@@ -79,6 +79,8 @@ pub async fn install(state: &AppState, vendor: &SigningKey) -> anyhow::Result<()
                 grace_percent: 10,
                 active_window: ActiveWindow::Days30,
                 metric: None,
+                max_offline_days: None,
+                grace_days: None,
             }],
         };
         let issued = tally_crypto::document::issue_license(&license, vendor)?;

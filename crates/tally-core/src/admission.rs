@@ -94,15 +94,16 @@ pub fn device_allowance(quantity: u64, grace_percent: u8) -> u64 {
     quantity.saturating_add(grace_units(quantity, grace_percent))
 }
 
-/// When a registration made at `now` lapses: one active window later, never after the item's end.
+/// When a registration made at `now` lapses: one active window later, never after the item's
+/// grace end.
 pub fn device_active_until(item: &LicenseItem, now: UnixSeconds) -> UnixSeconds {
     now.saturating_add(item.active_window.seconds())
-        .min(item.end)
+        .min(item.grace_end())
 }
 
 /// A concurrent seat taken or renewed at `now` lasts to the end of the next slice.
 pub fn seat_until(item: &LicenseItem, now: UnixSeconds) -> UnixSeconds {
-    slice_end(slice_of(now) + 1).min(item.end)
+    slice_end(slice_of(now) + 1).min(item.grace_end())
 }
 
 /// End of the UTC day containing `now`.
@@ -172,7 +173,7 @@ fn admit(
         }
         LicenseType::PerActiveDevice => {
             if s.device_seen_today || s.other_devices_today < allowance {
-                Ok((end_of_day(now).min(item.end), 1, 0))
+                Ok((end_of_day(now).min(item.grace_end()), 1, 0))
             } else {
                 Err(Refusal::DeviceQuota)
             }
@@ -241,6 +242,8 @@ mod tests {
             grace_percent: grace,
             active_window: ActiveWindow::Days30,
             metric: None,
+            max_offline_days: None,
+            grace_days: Some(0),
         }
     }
 

@@ -34,8 +34,12 @@ pub fn failure_level(ok: u64, failed: u64) -> u8 {
     level_of(failed * 100 / total, &FAILURE_THRESHOLDS)
 }
 
-/// Expiry level: 0 far away, 1 within 30 days, 2 within 7, 3 within 1, 4 expired.
-pub fn expiry_level(end: UnixSeconds, now: UnixSeconds) -> u8 {
+/// Expiry level: 0 far away, 1 within 30 days, 2 within 7, 3 within 1, 4 ended (devices work in
+/// the grace after the end), 5 the grace is over too.
+pub fn expiry_level(end: UnixSeconds, grace_end: UnixSeconds, now: UnixSeconds) -> u8 {
+    if now >= grace_end.max(end) {
+        return 5;
+    }
     if now >= end {
         return 4;
     }
@@ -60,7 +64,8 @@ pub fn describe(kind: Kind, level: u8) -> String {
             FAILURE_THRESHOLDS.get(i).copied().unwrap_or(100)
         ),
         Kind::Expiry => match level {
-            4 => "has expired".to_owned(),
+            5 => "has expired and its grace is over: devices are refused".to_owned(),
+            4 => "has ended: devices keep working during its grace days".to_owned(),
             l => format!(
                 "expires within {} days",
                 EXPIRY_DAYS.get(usize::from(l - 1)).copied().unwrap_or(1)
@@ -121,11 +126,15 @@ mod tests {
     #[test]
     fn expiry_levels() {
         let day = 86_400;
-        assert_eq!(expiry_level(100 * day, 0), 0);
-        assert_eq!(expiry_level(30 * day, 0), 1);
-        assert_eq!(expiry_level(7 * day, 0), 2);
-        assert_eq!(expiry_level(day, 0), 3);
-        assert_eq!(expiry_level(0, 0), 4);
+        let grace = 7 * day;
+        assert_eq!(expiry_level(100 * day, 100 * day + grace, 0), 0);
+        assert_eq!(expiry_level(30 * day, 30 * day + grace, 0), 1);
+        assert_eq!(expiry_level(7 * day, 7 * day + grace, 0), 2);
+        assert_eq!(expiry_level(day, day + grace, 0), 3);
+        assert_eq!(expiry_level(0, grace, 0), 4);
+        assert_eq!(expiry_level(0, grace, grace - 1), 4);
+        assert_eq!(expiry_level(0, grace, grace), 5);
+        assert_eq!(expiry_level(0, 0, 0), 5);
         assert_eq!(describe(Kind::Expiry, 2), "expires within 7 days");
         assert_eq!(describe(Kind::Usage, 2), "usage reached 80 %");
     }

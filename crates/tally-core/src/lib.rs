@@ -5,13 +5,15 @@
 //! * [`matching`]: whether a license item serves a request (product, version, modules, dates).
 //! * [`order`]: the default consumption order of items on a handshake code.
 //! * [`admission`]: quota decisions, taken by a store inside one write transaction.
-//! * [`validity`]: how long a grant may be used offline.
+//! * [`validity`]: how long a device may use a grant by itself, and when it renews it.
+//! * [`reporting`]: who may report usage, and in which slice it counts.
 
 pub mod admission;
 pub mod alerts;
 pub mod clock;
 pub mod matching;
 pub mod order;
+pub mod reporting;
 pub mod resolve;
 pub mod validation;
 pub mod validity;

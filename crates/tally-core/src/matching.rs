@@ -11,8 +11,18 @@ pub enum Mismatch {
     Product,
     /// The item has not started yet.
     NotYetValid,
-    /// The item has ended.
+    /// The item has ended, and its grace after the end too.
     Expired,
+}
+
+/// Where an item that serves a request stands in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Standing {
+    /// Between its start and its end.
+    Current,
+    /// Ended, but within its grace days: it still authorizes, with a grace status, and only when
+    /// no current item can serve.
+    Grace,
 }
 
 /// The product part: same product, version in range, requested modules all unlocked.
@@ -35,14 +45,16 @@ pub fn serves_product(
         .all(|m| item.modules.iter().any(|have| have == m))
 }
 
-/// The date part: `start <= now < end`.
-pub fn time_status(item: &LicenseItem, now: UnixSeconds) -> Result<(), Mismatch> {
+/// The date part: current while `start <= now < end`, in grace while `end <= now < grace end`.
+pub fn time_status(item: &LicenseItem, now: UnixSeconds) -> Result<Standing, Mismatch> {
     if now < item.start {
         Err(Mismatch::NotYetValid)
-    } else if now >= item.end {
+    } else if now >= item.grace_end() {
         Err(Mismatch::Expired)
+    } else if now >= item.end {
+        Ok(Standing::Grace)
     } else {
-        Ok(())
+        Ok(Standing::Current)
     }
 }
 
@@ -53,7 +65,7 @@ pub fn check(
     version: Option<u32>,
     modules: &[String],
     now: UnixSeconds,
-) -> Result<(), Mismatch> {
+) -> Result<Standing, Mismatch> {
     if !serves_product(item, product, version, modules) {
         return Err(Mismatch::Product);
     }
@@ -81,14 +93,17 @@ mod tests {
             grace_percent: 10,
             active_window: ActiveWindow::Days30,
             metric: None,
+            max_offline_days: None,
+            grace_days: Some(2),
         }
     }
 
     #[test]
     fn product_version_and_modules_must_match() {
         let i = item();
-        assert_eq!(check(&i, "scanner", Some(2), &["qr".into()], 150), Ok(()));
-        assert_eq!(check(&i, "scanner", None, &[], 150), Ok(()));
+        let current = Ok(Standing::Current);
+        assert_eq!(check(&i, "scanner", Some(2), &["qr".into()], 150), current);
+        assert_eq!(check(&i, "scanner", None, &[], 150), current);
         assert_eq!(check(&i, "viewer", None, &[], 150), Err(Mismatch::Product));
         assert_eq!(
             check(&i, "scanner", Some(4), &[], 150),
@@ -101,11 +116,14 @@ mod tests {
     }
 
     #[test]
-    fn dates_bound_the_item() {
+    fn dates_bound_the_item_and_grace_follows_its_end() {
         let i = item();
+        let grace_end = 200 + 2 * 86_400;
         assert_eq!(time_status(&i, 99), Err(Mismatch::NotYetValid));
-        assert_eq!(time_status(&i, 100), Ok(()));
-        assert_eq!(time_status(&i, 199), Ok(()));
-        assert_eq!(time_status(&i, 200), Err(Mismatch::Expired));
+        assert_eq!(time_status(&i, 100), Ok(Standing::Current));
+        assert_eq!(time_status(&i, 199), Ok(Standing::Current));
+        assert_eq!(time_status(&i, 200), Ok(Standing::Grace));
+        assert_eq!(time_status(&i, grace_end - 1), Ok(Standing::Grace));
+        assert_eq!(time_status(&i, grace_end), Err(Mismatch::Expired));
     }
 }

@@ -41,6 +41,8 @@ mod tests {
             grace_percent: 10,
             active_window: ActiveWindow::Days30,
             metric: None,
+            max_offline_days: None,
+            grace_days: None,
         }
     }
 

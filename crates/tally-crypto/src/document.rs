@@ -13,7 +13,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tally_proto::UnixSeconds;
 use tally_proto::license::{
-    ACTIVATED_FORMAT, ActivatedLicense, ActivationRequest, LICENSE_FORMAT, License,
+    ACTIVATED_FORMAT, ActivatedLicense, ActivationRequest, CERTIFICATE_FORMAT, LICENSE_FORMAT,
+    License, ServerCertificate,
 };
 
 use crate::{CryptoError, CryptoResult, SigningKey, VerifyingKey, b64_decode, b64_encode};
@@ -29,6 +30,8 @@ pub enum DocumentKind {
     License,
     /// A license file the vendor bound to one server.
     ActivatedLicense,
+    /// The vendor's binding of a server's keys to a license id, without the license.
+    ServerCertificate,
 }
 
 impl DocumentKind {
@@ -36,6 +39,7 @@ impl DocumentKind {
         match self {
             DocumentKind::License => "LICENSE",
             DocumentKind::ActivatedLicense => "ACTIVATED LICENSE",
+            DocumentKind::ServerCertificate => "SERVER CERTIFICATE",
         }
     }
 
@@ -43,6 +47,7 @@ impl DocumentKind {
         match self {
             DocumentKind::License => "license file",
             DocumentKind::ActivatedLicense => "activated license file",
+            DocumentKind::ServerCertificate => "server certificate",
         }
     }
 
@@ -56,9 +61,13 @@ impl DocumentKind {
 
     /// Which kind a text claims to be, from its first line (before any verification).
     pub fn detect(text: &str) -> Option<DocumentKind> {
-        [DocumentKind::ActivatedLicense, DocumentKind::License]
-            .into_iter()
-            .find(|k| text.starts_with(&k.begin_line()))
+        [
+            DocumentKind::ActivatedLicense,
+            DocumentKind::License,
+            DocumentKind::ServerCertificate,
+        ]
+        .into_iter()
+        .find(|k| text.starts_with(&k.begin_line()))
     }
 }
 
@@ -174,7 +183,8 @@ pub fn verify_license(text: &str, vendor: &VerifyingKey) -> CryptoResult<License
     Ok(license)
 }
 
-/// Binds a verified license file to the server that sent `request`.
+/// Binds a verified license file to the server that sent `request`: the activated license (for
+/// the server and the devices it authorizes) with, inside it, the server certificate (for anyone).
 pub fn activate_license(
     license_text: &str,
     request: &ActivationRequest,
@@ -185,31 +195,70 @@ pub fn activate_license(
     // Refuse a request whose keys are not well-formed: the server could never use them.
     VerifyingKey::from_base64(&request.server.signing_key)?;
     crate::keys::EncryptionPublicKey::from_base64(&request.server.encryption_key)?;
+    let certificate = ServerCertificate {
+        format: CERTIFICATE_FORMAT.to_owned(),
+        license_id: license.license_id.clone(),
+        server: request.server.clone(),
+        activated_at: now,
+    };
     let activated = ActivatedLicense {
         format: ACTIVATED_FORMAT.to_owned(),
         license,
         server: request.server.clone(),
         activated_at: now,
+        certificate: seal(DocumentKind::ServerCertificate, &certificate, vendor)?,
     };
     seal(DocumentKind::ActivatedLicense, &activated, vendor)
 }
 
-/// Verifies an activated license file.
+/// Verifies an activated license file, and that the certificate inside it is the vendor's for
+/// the same license, server and activation.
 pub fn verify_activated(text: &str, vendor: &VerifyingKey) -> CryptoResult<ActivatedLicense> {
-    let activated: ActivatedLicense = open(text, DocumentKind::ActivatedLicense, vendor)?;
-    if activated.format != ACTIVATED_FORMAT {
+    let format = |text: &str| -> Option<String> {
+        let (_, value) = read_unverified(text).ok()?;
+        value.get("format")?.as_str().map(str::to_owned)
+    };
+    if DocumentKind::detect(text) == Some(DocumentKind::ActivatedLicense)
+        && format(text).is_some_and(|f| f != ACTIVATED_FORMAT)
+    {
         return Err(CryptoError::Malformed(format!(
-            "unsupported activated license format `{}`",
-            activated.format
+            "unsupported activated license format `{}` (this version reads `{ACTIVATED_FORMAT}`): \
+             have the license activated again with a current `tally vendor activate`",
+            format(text).unwrap_or_default()
         )));
     }
+    let activated: ActivatedLicense = open(text, DocumentKind::ActivatedLicense, vendor)?;
+    let certificate = verify_certificate(&activated.certificate, vendor)?;
+    if certificate.license_id != activated.license.license_id
+        || certificate.server != activated.server
+        || certificate.activated_at != activated.activated_at
+    {
+        return Err(CryptoError::Malformed(
+            "the server certificate inside the activated license belongs to another activation"
+                .into(),
+        ));
+    }
     Ok(activated)
+}
+
+/// Verifies a server certificate.
+pub fn verify_certificate(text: &str, vendor: &VerifyingKey) -> CryptoResult<ServerCertificate> {
+    let certificate: ServerCertificate = open(text, DocumentKind::ServerCertificate, vendor)?;
+    if certificate.format != CERTIFICATE_FORMAT {
+        return Err(CryptoError::Malformed(format!(
+            "unsupported server certificate format `{}`",
+            certificate.format
+        )));
+    }
+    Ok(certificate)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tally_proto::license::{ActiveWindow, LicenseItem, LicenseType, Organization};
+    use tally_proto::license::{
+        ActiveWindow, LicenseItem, LicenseType, Organization, ServerPublicIdentity,
+    };
 
     fn sample() -> License {
         License {
@@ -233,6 +282,8 @@ mod tests {
                 grace_percent: 10,
                 active_window: ActiveWindow::Days30,
                 metric: None,
+                max_offline_days: None,
+                grace_days: None,
             }],
         }
     }
@@ -273,6 +324,43 @@ mod tests {
             verify_license(&text, &other.verifying_key()),
             Err(CryptoError::BadSignature)
         );
+    }
+
+    #[test]
+    fn an_activation_carries_a_certificate_without_the_license() {
+        let k = SigningKey::generate().unwrap();
+        let server = ServerPublicIdentity {
+            uuid: "u".into(),
+            signing_key: SigningKey::generate().unwrap().verifying_key().to_base64(),
+            encryption_key: crate::EncryptionKeyPair::generate()
+                .unwrap()
+                .public()
+                .to_base64(),
+        };
+        let request = ActivationRequest {
+            format: tally_proto::license::ACTIVATION_REQUEST_FORMAT.into(),
+            server: server.clone(),
+            labels: vec![],
+        };
+        let issued = issue_license(&sample(), &k).unwrap();
+        let text = activate_license(&issued, &request, &k, 5).unwrap();
+        let activated = verify_activated(&text, &k.verifying_key()).unwrap();
+        let certificate = verify_certificate(&activated.certificate, &k.verifying_key()).unwrap();
+        assert_eq!(certificate.license_id, "L-1");
+        assert_eq!(certificate.server, server);
+        assert!(!activated.certificate.contains("Acme"));
+        assert!(!activated.certificate.contains("scanner"));
+        // A certificate of another activation cannot be slipped into a license.
+        let other = activate_license(&issued, &request, &k, 6).unwrap();
+        let other_cert = verify_activated(&other, &k.verifying_key())
+            .unwrap()
+            .certificate;
+        let forged = ActivatedLicense {
+            certificate: other_cert,
+            ..activated
+        };
+        let forged = seal(DocumentKind::ActivatedLicense, &forged, &k).unwrap();
+        assert!(verify_activated(&forged, &k.verifying_key()).is_err());
     }
 
     #[test]

@@ -17,11 +17,11 @@ use crate::{CryptoError, CryptoResult, b64_decode, b64_encode};
 type Kdf = hpke::kdf::HkdfSha256;
 type HpkeAead = hpke::aead::ChaCha20Poly1305;
 
-/// Envelope version this code speaks.
-pub const ENVELOPE_VERSION: u8 = 1;
+/// Envelope version this code speaks: the protocol version.
+pub const ENVELOPE_VERSION: u8 = tally_proto::wire::PROTOCOL_VERSION;
 
 fn info(purpose: &str) -> Vec<u8> {
-    format!("tally/v1 {purpose}").into_bytes()
+    format!("tally/v{ENVELOPE_VERSION} {purpose}").into_bytes()
 }
 
 /// The one-time key that seals the reply to one request, and the report-session key both

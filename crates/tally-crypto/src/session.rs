@@ -5,10 +5,10 @@
 //! the client a *ticket*: the session key and what it is good for (device, handshake code,
 //! expiry), encrypted with a key only the server holds. The server keeps no table of sessions; it
 //! recovers the key from the ticket of each report. Each report carries a sequence number that
-//! makes its nonce unique and lets the server refuse replays.
+//! lets the server refuse replays.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Nonce, XChaCha20Poly1305, XNonce};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 use tally_proto::UnixSeconds;
 
@@ -37,21 +37,17 @@ impl SessionKey {
         Self(key)
     }
 
-    fn nonce(direction: Direction, seq: u64) -> Nonce {
-        let mut n = [0u8; 12];
-        n[0] = direction as u8;
-        n[4..].copy_from_slice(&seq.to_be_bytes());
-        n.into()
+    /// The key itself, for a client that keeps its session across restarts.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 
-    /// Encrypts message number `seq` of the session. `ticket` is bound as associated data, so a
-    /// message cannot be moved to another session.
-    ///
-    /// Requests (`ToServer`) use ChaCha20-Poly1305 with the number as nonce: the client never
-    /// reuses a number within a session. Replies (`ToClient`) use XChaCha20-Poly1305 with a random
-    /// nonce sent in front of the ciphertext and the number bound as associated data: a server
-    /// that lost its memory of seen numbers (a restart) and answered a replayed request twice
-    /// still never repeats a nonce.
+    /// Encrypts message number `seq` of the session in `direction`: XChaCha20-Poly1305 with a
+    /// random nonce sent in front of the ciphertext, and the direction, the number and `ticket`
+    /// bound as associated data, so a message cannot be moved to another session, number or
+    /// direction. A random nonce never repeats even when a number is used twice (a device
+    /// restored from a backup, a server that lost its memory of seen numbers and answered a
+    /// replayed request again); the server's window refuses repeated numbers.
     pub fn seal(
         &self,
         direction: Direction,
@@ -59,33 +55,19 @@ impl SessionKey {
         ticket: &str,
         plaintext: &[u8],
     ) -> CryptoResult<String> {
-        let out = match direction {
-            Direction::ToServer => ChaCha20Poly1305::new(&self.0.into())
-                .encrypt(
-                    &Self::nonce(direction, seq),
-                    Payload {
-                        msg: plaintext,
-                        aad: ticket.as_bytes(),
-                    },
-                )
-                .map_err(|_| CryptoError::Encrypt)?,
-            Direction::ToClient => {
-                let mut nonce = [0u8; TICKET_NONCE];
-                random_bytes(&mut nonce)?;
-                let ct = XChaCha20Poly1305::new(&self.0.into())
-                    .encrypt(
-                        &XNonce::from(nonce),
-                        Payload {
-                            msg: plaintext,
-                            aad: &reply_aad(seq, ticket),
-                        },
-                    )
-                    .map_err(|_| CryptoError::Encrypt)?;
-                let mut out = nonce.to_vec();
-                out.extend_from_slice(&ct);
-                out
-            }
-        };
+        let mut nonce = [0u8; TICKET_NONCE];
+        random_bytes(&mut nonce)?;
+        let ct = XChaCha20Poly1305::new(&self.0.into())
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &message_aad(direction, seq, ticket),
+                },
+            )
+            .map_err(|_| CryptoError::Encrypt)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
         Ok(b64_encode(&out))
     }
 
@@ -98,37 +80,27 @@ impl SessionKey {
         ciphertext: &str,
     ) -> CryptoResult<Vec<u8>> {
         let ct = b64_decode(ciphertext)?;
-        match direction {
-            Direction::ToServer => ChaCha20Poly1305::new(&self.0.into()).decrypt(
-                &Self::nonce(direction, seq),
-                Payload {
-                    msg: &ct,
-                    aad: ticket.as_bytes(),
-                },
-            ),
-            Direction::ToClient => {
-                if ct.len() < TICKET_NONCE {
-                    return Err(CryptoError::Decrypt);
-                }
-                let (nonce, body) = ct.split_at(TICKET_NONCE);
-                let nonce = XNonce::try_from(nonce).map_err(|_| CryptoError::Decrypt)?;
-                XChaCha20Poly1305::new(&self.0.into()).decrypt(
-                    &nonce,
-                    Payload {
-                        msg: body,
-                        aad: &reply_aad(seq, ticket),
-                    },
-                )
-            }
+        if ct.len() < TICKET_NONCE {
+            return Err(CryptoError::Decrypt);
         }
-        .map_err(|_| CryptoError::Decrypt)
+        let (nonce, body) = ct.split_at(TICKET_NONCE);
+        let nonce = XNonce::try_from(nonce).map_err(|_| CryptoError::Decrypt)?;
+        XChaCha20Poly1305::new(&self.0.into())
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: body,
+                    aad: &message_aad(direction, seq, ticket),
+                },
+            )
+            .map_err(|_| CryptoError::Decrypt)
     }
 }
 
-/// Associated data of a reply: its direction, the number of the request it answers, the ticket.
-fn reply_aad(seq: u64, ticket: &str) -> Vec<u8> {
+/// Associated data of a session message: its direction, its number, the ticket.
+fn message_aad(direction: Direction, seq: u64, ticket: &str) -> Vec<u8> {
     let mut aad = Vec::with_capacity(9 + ticket.len());
-    aad.push(Direction::ToClient as u8);
+    aad.push(direction as u8);
     aad.extend_from_slice(&seq.to_be_bytes());
     aad.extend_from_slice(ticket.as_bytes());
     aad
@@ -169,7 +141,7 @@ impl TicketKey {
     /// Derives the ticket key from secret material with a label of its own, so it can never
     /// equal the key it was derived from.
     pub fn derive(secret: &[u8]) -> Self {
-        let mut input = b"tally/v1 ticket key\0".to_vec();
+        let mut input = b"tally/v2 ticket key\0".to_vec();
         input.extend_from_slice(secret);
         Self(crate::sha256(&input))
     }
@@ -291,7 +263,11 @@ mod tests {
         assert!(key.open(Direction::ToClient, 6, "t", &reply).is_err());
         assert!(key.open(Direction::ToClient, 5, "u", &reply).is_err());
         assert!(key.open(Direction::ToServer, 5, "t", &reply).is_err());
-        // The same reply sealed twice never shares a nonce.
+        // The same message sealed twice never shares a nonce.
         assert_ne!(reply, key.seal(Direction::ToClient, 5, "t", b"ok").unwrap());
+        assert_ne!(
+            ct,
+            key.seal(Direction::ToServer, 5, "t", b"report").unwrap()
+        );
     }
 }

@@ -18,6 +18,10 @@ pub struct ItemView {
     pub used: u64,
     pub start: UnixSeconds,
     pub end: UnixSeconds,
+    /// The item keeps authorizing, with a grace status on devices, until then.
+    pub grace_end: UnixSeconds,
+    /// Most days a device may work offline on it (the item's cap, lowered by the server's).
+    pub offline_days: u32,
     pub grace_percent: u8,
     pub active_window: ActiveWindow,
 }

@@ -19,8 +19,13 @@ pub type UnixSeconds = i64;
 /// The TCP port a server listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 48080;
 
-/// Days a client may run on a cached grant without contacting the server, unless configured.
-pub const DEFAULT_BUFFER_DAYS: u32 = 7;
+/// Days a device may run on a grant without contacting the server, for license items that do not
+/// state their own limit (`LicenseItem::max_offline_days`).
+pub const DEFAULT_OFFLINE_DAYS: u32 = 7;
 
-/// The smallest offline buffer a client or server accepts.
-pub const MIN_BUFFER_DAYS: u32 = 7;
+/// Most offline days anyone may state or ask for (ten years).
+pub const MAX_OFFLINE_DAYS: u32 = 3650;
+
+/// Days an item keeps authorizing after its end, for items that do not state their own
+/// (`LicenseItem::grace_days`).
+pub const DEFAULT_GRACE_DAYS: u32 = 7;

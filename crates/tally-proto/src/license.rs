@@ -8,7 +8,9 @@ use crate::UnixSeconds;
 /// Format tag of an issued license file payload.
 pub const LICENSE_FORMAT: &str = "tally-license/1";
 /// Format tag of an activated license file payload.
-pub const ACTIVATED_FORMAT: &str = "tally-activated-license/1";
+pub const ACTIVATED_FORMAT: &str = "tally-activated-license/2";
+/// Format tag of a server certificate payload.
+pub const CERTIFICATE_FORMAT: &str = "tally-server-certificate/1";
 
 /// How a license item counts (its "charge way").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -154,9 +156,28 @@ pub struct LicenseItem {
     /// absent, every top-level feature (a name without `.`) counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<String>,
+    /// Most days a device may work offline on a grant of this item; absent means
+    /// [`crate::DEFAULT_OFFLINE_DAYS`]. The server's settings may lower it, never raise it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_offline_days: Option<u32>,
+    /// Days the item keeps authorizing after its end (devices see a grace status); absent means
+    /// [`crate::DEFAULT_GRACE_DAYS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_days: Option<u32>,
 }
 
 impl LicenseItem {
+    /// The vendor's cap on offline days for this item.
+    pub fn offline_days_cap(&self) -> u32 {
+        self.max_offline_days.unwrap_or(crate::DEFAULT_OFFLINE_DAYS)
+    }
+
+    /// When the grace after the item's end is over: the item authorizes nobody from then on.
+    pub fn grace_end(&self) -> UnixSeconds {
+        let days = i64::from(self.grace_days.unwrap_or(crate::DEFAULT_GRACE_DAYS));
+        self.end.saturating_add(days.saturating_mul(86_400))
+    }
+
     /// Whether usage of `feature` counts against this item's quantity (per-usage items).
     pub fn counts_feature(&self, feature: &str) -> bool {
         match &self.metric {
@@ -217,6 +238,19 @@ pub const ACTIVATION_REQUEST_FORMAT: &str = "tally-activation-request/1";
 pub struct ActivatedLicense {
     pub format: String,
     pub license: License,
+    pub server: ServerPublicIdentity,
+    pub activated_at: UnixSeconds,
+    /// The armored [`ServerCertificate`] of the same activation: what the server shows anyone to
+    /// prove its keys, without the license's organization, items or quantities.
+    pub certificate: String,
+}
+
+/// The vendor's signature on "this server, with these keys, serves license `license_id`": what a
+/// client needs to trust a server before it sends anything, and nothing more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerCertificate {
+    pub format: String,
+    pub license_id: String,
     pub server: ServerPublicIdentity,
     pub activated_at: UnixSeconds,
 }

@@ -1,5 +1,8 @@
-//! The client/server protocol. Requests travel inside an HPKE [`Envelope`] sealed to the server's
-//! X25519 key; responses are sealed with a key exported from the same HPKE context.
+//! The client/server protocol, version [`PROTOCOL_VERSION`]. An authorization travels inside an
+//! HPKE [`Envelope`] sealed to the server's X25519 key; its answer is sealed with a key exported
+//! from the same HPKE context, and opens a report session in which usage reports travel
+//! ([`SessionEnvelope`]). Reports are accepted only in a session: the ticket proves that the
+//! server authorized this device on this handshake code.
 
 use std::collections::BTreeMap;
 
@@ -8,14 +11,24 @@ use serde::{Deserialize, Serialize};
 use crate::UnixSeconds;
 use crate::license::LicenseType;
 
+/// The protocol version this code speaks; it is also the envelope version.
+pub const PROTOCOL_VERSION: u8 = 2;
+
 /// Path of the public identity endpoint (plain JSON).
-pub const PATH_HELLO: &str = "/api/v1/hello";
+pub const PATH_HELLO: &str = "/api/v2/hello";
 /// Path of the authorize endpoint (sealed).
-pub const PATH_AUTHORIZE: &str = "/api/v1/authorize";
-/// Path of the usage report endpoint (sealed).
-pub const PATH_REPORT: &str = "/api/v1/report";
-/// Path of the usage report endpoint within a report session (symmetric, see [`SessionEnvelope`]).
-pub const PATH_SESSION_REPORT: &str = "/api/v1/session/report";
+pub const PATH_AUTHORIZE: &str = "/api/v2/authorize";
+/// Path of the usage report endpoint, within a report session (see [`SessionEnvelope`]).
+pub const PATH_SESSION_REPORT: &str = "/api/v2/session/report";
+
+/// Paths of protocol 1. A server answers them with `protocol_outdated`, so an SDK of that
+/// version tells its host application to update instead of failing silently.
+pub const RETIRED_PATHS: &[&str] = &[
+    "/api/v1/hello",
+    "/api/v1/authorize",
+    "/api/v1/report",
+    "/api/v1/session/report",
+];
 
 /// How long a report session opened by an authorization lasts.
 pub const SESSION_SECONDS: i64 = 24 * 3600;
@@ -23,15 +36,20 @@ pub const SESSION_SECONDS: i64 = 24 * 3600;
 /// How far a request's `sent_at` may be from the server's clock.
 pub const MAX_REQUEST_SKEW_SECONDS: i64 = 300;
 
-/// Answer of `GET /api/v1/hello`: who the server is and the vendor-signed proof of it.
+/// Answer of `GET /api/v2/hello`: who the server is and the vendor-signed proof of it. Public:
+/// it names no organization, item or quantity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerHello {
+    /// [`PROTOCOL_VERSION`] of the server.
+    pub protocol: u8,
     pub uuid: String,
     pub signing_key: String,
     pub encryption_key: String,
     pub server_time: UnixSeconds,
-    /// Activated license files (armored text) binding these keys to the vendor's signature.
-    pub certificates: Vec<String>,
+    /// An armored server certificate: the vendor's signature binding these keys to a license
+    /// id. Absent until a license is imported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
 }
 
 /// An HPKE-sealed request body.
@@ -101,7 +119,8 @@ pub struct AuthorizeRequest {
     pub validation: ValidationField,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub friendly_name: Option<String>,
-    /// Offline buffer the client asks for, in days (at least 7).
+    /// Offline days the client asks for (at least 1). It can only lower what the license item
+    /// and the server allow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buffer_days: Option<u32>,
     /// Running instances on this device, for instance-counted licenses.
@@ -118,6 +137,9 @@ pub struct GrantedItem {
     pub modules: Vec<String>,
     pub license_type: LicenseType,
     pub end: UnixSeconds,
+    /// The end of the grace after `end`: between the two the item still authorizes, and the
+    /// device shows a grace status.
+    pub grace_end: UnixSeconds,
 }
 
 /// What the server signs when it authorizes a device.
@@ -130,9 +152,13 @@ pub struct Grant {
     pub handshake_code: String,
     pub items: Vec<GrantedItem>,
     pub issued_at: UnixSeconds,
-    /// The client may use this grant offline until then.
+    /// The device may use this grant until then, with or without the server: the seat's end and
+    /// a small tolerance for concurrent licenses, the end of the UTC day for per-active-device
+    /// ones, else the offline buffer; never beyond the item's grace.
     pub valid_until: UnixSeconds,
-    /// For seat-based licenses: the seat is held until then unless renewed by a report.
+    /// When the SDK renews the grant in the background, well before `valid_until`.
+    pub renew_at: UnixSeconds,
+    /// For seat-based licenses: the seat is held until then unless renewed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seat_until: Option<UnixSeconds>,
 }
@@ -168,10 +194,10 @@ pub struct SessionGrant {
     pub expires_at: UnixSeconds,
 }
 
-/// A [`ReportRequest`] encrypted with a session key (ChaCha20-Poly1305). The nonce is made of the
-/// direction and `seq`, which the client increases with every message of the session; the
-/// server refuses a number it has already seen. The reply is a [`SealedResponse`] encrypted
-/// with the same key (XChaCha20-Poly1305, random nonce, bound to the number and the ticket).
+/// A [`ReportRequest`] encrypted with a session key (XChaCha20-Poly1305, a random nonce, the
+/// direction, `seq` and the ticket bound as associated data). The client increases `seq` with
+/// every message of the session; the server refuses a number it has already seen. The reply is
+/// a [`SealedResponse`] encrypted the same way with the other direction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionEnvelope {
     pub v: u8,
@@ -192,23 +218,37 @@ pub struct UsageReport {
     pub counts: BTreeMap<String, u64>,
 }
 
-/// Plaintext of a usage report request.
+/// Plaintext of a usage report request. The device and handshake code are the session's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportRequest {
-    pub stamp: RequestStamp,
-    pub device_uuid: String,
-    #[serde(default)]
-    pub organization: String,
-    pub handshake_code: String,
+    /// The client's estimate of the server clock when sending.
+    pub sent_at: UnixSeconds,
     pub reports: Vec<UsageReport>,
 }
 
-/// Reply to a usage report: every report id the server now holds (new or already counted).
+/// Reply to a usage report, judged report by report: every report id the server now holds (new
+/// or already counted), the reports it refuses for good (the client drops them), and the
+/// per-usage items whose limit is used up (the device stops using them until a new
+/// authorization succeeds). A report named nowhere was not judged: send it again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportResponse {
     pub accepted: Vec<String>,
     pub duplicates: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedReport>,
+    /// Ids of per-usage items at or beyond their limit (quantity plus grace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exhausted: Vec<String>,
     pub server_time: UnixSeconds,
+}
+
+/// A report the server will never count (malformed): the client drops it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedReport {
+    pub report_id: String,
+    /// A stable error code (`bad_request`).
+    pub code: u16,
+    pub message: String,
 }
 
 /// Most reports one request may carry.

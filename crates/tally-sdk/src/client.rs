@@ -9,9 +9,9 @@ use tally_core::{Clock, SystemClock};
 use tally_crypto::VerifyingKey;
 use tally_proto::{ErrorCode, UnixSeconds};
 
+use crate::background::Background;
 use crate::config::Config;
 use crate::error::{SdkError, SdkResult};
-use crate::reporter::Reporter;
 use crate::state::{StateDir, USAGE};
 use crate::transport::Transport;
 use crate::usage::UsageBook;
@@ -27,8 +27,6 @@ pub struct Client {
     pub(crate) device_uuid: String,
     /// One flush at a time, without blocking `record_usage` while reports travel.
     pub(crate) flushing: Mutex<()>,
-    /// The report session of the last authorization (see `report_session.rs`).
-    pub(crate) report_session: Mutex<Option<crate::report_session::ReportSession>>,
 }
 
 /// A summary of the cached grant.
@@ -39,8 +37,14 @@ pub struct GrantSummary {
     /// Ids of the granted license items.
     pub items: Vec<String>,
     pub issued_at: UnixSeconds,
-    /// The grant may be used offline until then.
+    /// The grant may be used until then, with or without a server.
     pub valid_until: UnixSeconds,
+    /// The background thread renews it from then on.
+    pub renew_at: UnixSeconds,
+    /// The concurrent seat's end, for seat licenses.
+    pub seat_until: Option<UnixSeconds>,
+    /// The end of the licenses' grace after their end.
+    pub grace_end: UnixSeconds,
 }
 
 /// What [`Client::status`] reports.
@@ -81,7 +85,6 @@ impl Client {
             state,
             device_uuid,
             flushing: Mutex::new(()),
-            report_session: Mutex::new(None),
         })
     }
 
@@ -108,9 +111,17 @@ impl Client {
             grant: grant.map(|g| GrantSummary {
                 server_uuid: g.server_uuid,
                 handshake_code: g.handshake_code,
+                grace_end: g
+                    .items
+                    .iter()
+                    .map(|i| i.grace_end)
+                    .max()
+                    .unwrap_or(g.valid_until),
                 items: g.items.into_iter().map(|i| i.item_id).collect(),
                 issued_at: g.issued_at,
                 valid_until: g.valid_until,
+                renew_at: g.renew_at,
+                seat_until: g.seat_until,
             }),
             pending_reports: book.waiting(),
             open_slice: book.open.as_ref().map(|o| o.slice),
@@ -118,14 +129,35 @@ impl Client {
         })
     }
 
-    /// Starts a thread that flushes usage reports now and then every `every` (see
+    /// Starts the background thread (see [`Background`]): it renews the grant before it lapses
+    /// and sends usage reports now and then every `report_every` (see
     /// [`crate::DEFAULT_REPORT_INTERVAL`]), until the returned handle is dropped.
-    pub fn spawn_reporter(self: &Arc<Self>, every: Duration) -> SdkResult<Reporter> {
-        Reporter::spawn(self.clone(), every).map_err(|e| {
+    pub fn spawn_background(self: &Arc<Self>, report_every: Duration) -> SdkResult<Background> {
+        self.spawn_background_polling(report_every, Duration::from_secs(1))
+    }
+
+    /// [`Client::spawn_background`] looking at the clock every `poll` (tests on a manual clock).
+    #[doc(hidden)]
+    pub fn spawn_background_polling(
+        self: &Arc<Self>,
+        report_every: Duration,
+        poll: Duration,
+    ) -> SdkResult<Background> {
+        Background::spawn(self.clone(), report_every, poll).map_err(|e| {
             SdkError::new(
                 ErrorCode::Internal,
-                format!("cannot start the reporter thread: {e}"),
+                format!("cannot start the background thread: {e}"),
             )
         })
+    }
+
+    /// When the held grant should be renewed, read without verifying it (a wrong value only
+    /// moves a renewal); `None` without a grant.
+    pub(crate) fn renew_at(&self) -> Option<UnixSeconds> {
+        let lock = self.state.lock().ok()?;
+        let cache: crate::authorize::CachedGrant = lock.read(crate::state::GRANT).ok().flatten()?;
+        let payload = tally_crypto::b64_decode(&cache.grant.payload).ok()?;
+        let grant: tally_proto::wire::Grant = serde_json::from_slice(&payload).ok()?;
+        Some(grant.renew_at)
     }
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use tally_crypto::VerifyingKey;
 use tally_proto::wire::{MAX_FRIENDLY_NAME_LEN, ValidationField};
-use tally_proto::{DEFAULT_BUFFER_DAYS, MIN_BUFFER_DAYS};
 
 use crate::error::{SdkError, SdkResult};
 
@@ -45,8 +44,9 @@ pub struct Config {
     pub validation: ValidationField,
     /// A name for administrators (at most 255 characters).
     pub friendly_name: Option<String>,
-    /// Days the grant may be used offline (at least [`MIN_BUFFER_DAYS`]).
-    pub buffer_days: u32,
+    /// Fewer offline days than the license allows, if the product wants a shorter leash (at
+    /// least 1). The license item and the server set the most; `None` asks for that.
+    pub buffer_days: Option<u32>,
     /// Running instances of the product on this device, for instance-counted licenses.
     pub instances: Option<u32>,
     /// Time allowed for each HTTP call to a server.
@@ -56,7 +56,7 @@ pub struct Config {
 
 impl Config {
     /// A configuration with defaults for everything optional: no organization or handshake code
-    /// (the server's public trial, if any), a buffer of [`DEFAULT_BUFFER_DAYS`], a 10 s timeout
+    /// (the server's public trial, if any), the offline days the license allows, a 10 s timeout
     /// and a random device id.
     pub fn new(
         servers: Vec<String>,
@@ -76,7 +76,7 @@ impl Config {
             modules: Vec::new(),
             validation: ValidationField::default(),
             friendly_name: None,
-            buffer_days: DEFAULT_BUFFER_DAYS,
+            buffer_days: None,
             instances: None,
             timeout: Duration::from_secs(10),
             device_id: DeviceIdMode::Random,
@@ -116,10 +116,8 @@ impl Config {
                 ));
             }
         }
-        if self.buffer_days < MIN_BUFFER_DAYS {
-            return Err(SdkError::invalid_input(format!(
-                "buffer_days: at least {MIN_BUFFER_DAYS}"
-            )));
+        if self.buffer_days == Some(0) {
+            return Err(SdkError::invalid_input("buffer_days: at least 1"));
         }
         if self.timeout.is_zero() {
             return Err(SdkError::invalid_input("timeout: must be more than zero"));
@@ -174,7 +172,7 @@ mod tests {
         c.friendly_name = Some("x".repeat(256));
         assert!(refused(c).starts_with("friendly_name"));
         let mut c = good();
-        c.buffer_days = 6;
+        c.buffer_days = Some(0);
         assert!(refused(c).starts_with("buffer_days"));
         let mut c = good();
         c.product = " ".into();

@@ -44,6 +44,31 @@ impl SdkError {
         }
     }
 
+    /// Whether this refusal, sealed by the server, takes the device's right to its cached grant:
+    /// the server refuses this device the license (its quota, its code, its dates), not merely
+    /// this request. The SDK then forgets the grant, so that going offline does not keep the
+    /// product running.
+    pub fn ends_grant(&self) -> bool {
+        use ErrorCode as E;
+        matches!(
+            self.code,
+            E::UnknownHandshakeCode
+                | E::UnknownOrganization
+                | E::HandshakeOrganizationMismatch
+                | E::HandshakeDisabled
+                | E::WrongSessionPassword
+                | E::TrialUnavailable
+                | E::ValidationFieldMismatch
+                | E::NoMatchingLicense
+                | E::LicenseExpired
+                | E::LicenseNotYetValid
+                | E::DeviceQuotaExceeded
+                | E::UsageQuotaExceeded
+                | E::SeatsExhausted
+                | E::DomainQuotaExceeded
+        ) && self.server_code == Some(self.code.code())
+    }
+
     pub(crate) fn storage(what: &str, e: impl std::fmt::Display) -> Self {
         Self::new(ErrorCode::LocalStorageFailed, format!("{what}: {e}"))
     }

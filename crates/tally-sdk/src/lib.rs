@@ -39,13 +39,13 @@
 //! | `lock` | empty; the advisory lock |
 
 mod authorize;
+mod background;
 mod client;
 mod config;
 mod device;
 mod error;
 mod report;
 mod report_session;
-mod reporter;
 mod rollback;
 mod session;
 mod state;
@@ -54,11 +54,11 @@ mod usage;
 mod verify;
 
 pub use authorize::Authorization;
+pub use background::{Background, DEFAULT_REPORT_INTERVAL};
 pub use client::{Client, GrantSummary, Status};
 pub use config::{Config, DeviceIdMode};
 pub use error::{SdkError, SdkResult};
 pub use report::FlushOutcome;
-pub use reporter::{DEFAULT_REPORT_INTERVAL, Reporter};
 pub use rollback::ROLLBACK_TOLERANCE_SECONDS;
 pub use tally_proto::ErrorCode;
 pub use tally_proto::wire::{Grant, GrantedItem, ValidationField};

@@ -4,14 +4,14 @@
 use std::collections::HashSet;
 
 use tally_proto::ErrorCode;
-use tally_proto::wire::{
-    MAX_REPORTS_PER_REQUEST, PATH_REPORT, ReportRequest, ReportResponse, UsageReport,
-};
+use tally_proto::wire::{MAX_REPORTS_PER_REQUEST, ReportResponse, UsageReport};
 
+use crate::authorize::Unanswered;
 use crate::client::Client;
 use crate::error::{SdkError, SdkResult};
+use crate::report_session::SessionSend;
 use crate::rollback;
-use crate::session::{Failure, Session, no_server_code};
+use crate::session::no_server_code;
 use crate::state::USAGE;
 use crate::usage::{UsageBook, check_feature};
 
@@ -28,6 +28,11 @@ pub struct FlushOutcome {
     pub pending: usize,
     /// Reports dropped unsent because their slice ended more than 30 days ago.
     pub expired: usize,
+    /// Reports the server refused for good (malformed); they were dropped.
+    pub refused: usize,
+    /// The server said the per-usage item of this device's grant is used up: the grant was
+    /// forgotten.
+    pub usage_exhausted: bool,
 }
 
 impl Client {
@@ -48,14 +53,17 @@ impl Client {
     }
 
     /// Closes the current slice's counters into a report (later usage in the same slice makes
-    /// another report), drops reports older than 30 days, and sends the rest to the first server
-    /// that answers. Acknowledged reports are removed; the others stay, with their ids, for the
-    /// next call.
+    /// another report), drops reports older than 30 days, and sends the rest in the report
+    /// session of the last authorization; without a usable session (none yet, expired, or the
+    /// server no longer knows it or this device's place) it authorizes first, once. Reports the
+    /// server acknowledged are removed, as are reports it refused for good (malformed; logged);
+    /// the others stay, with their ids, for the next call. When the server says a per-usage
+    /// item of this device's grant is used up, the grant is forgotten: [`Client::check`] and
+    /// the offline path refuse with `UsageQuotaExceeded` until a new authorization succeeds.
     ///
     /// Returns `ServerUnreachable` (or `ServerNotTrusted`) when no report could be delivered
-    /// because no server answered; the reports are kept. When a server answered for some
-    /// reports only, the outcome says how many are still `pending`. A refusal by the server is
-    /// returned as an error, the reports kept. With nothing to send no server is contacted.
+    /// because no server answered, and a server's refusal as an error; the reports are kept
+    /// either way. With nothing to send no server is contacted.
     pub fn flush(&self) -> SdkResult<FlushOutcome> {
         let _one_at_a_time = self.flushing.lock().unwrap_or_else(|p| p.into_inner());
         let (mut remaining, expired) = {
@@ -76,70 +84,44 @@ impl Client {
             pending: remaining.len(),
             ..FlushOutcome::default()
         };
-        if remaining.is_empty() {
-            return Ok(outcome);
-        }
-        let handshake_code = self.report_handshake_code()?;
-        // The report session of the last authorization needs no hello and no public-key work.
+        let mut authorized = false;
         while !remaining.is_empty() {
             let n = remaining.len().min(MAX_REPORTS_PER_REQUEST);
             let chunk = &remaining[..n];
-            match self.report_in_session(&handshake_code, chunk) {
-                Some(Ok(r)) => {
-                    self.acknowledge(chunk, &r, &mut outcome)?;
+            let problem = match self.report_in_session(chunk)? {
+                SessionSend::Answered(reply) => {
+                    self.acknowledge(chunk, &reply, &mut outcome)?;
                     remaining.drain(..n);
-                }
-                Some(Err(e)) => return Err(e),
-                None => break,
-            }
-        }
-        let mut problems = Vec::new();
-        let mut untrusted = false;
-        let servers = if remaining.is_empty() {
-            &[][..]
-        } else {
-            &self.config.servers[..]
-        };
-        for base in servers {
-            let mut session = match Session::open(&self.transport, &*self.clock, &self.vendor, base)
-            {
-                Ok(s) => s,
-                Err(Failure::Refused(e)) => return Err(e),
-                Err(Failure::Unreachable(m)) => {
-                    problems.push(m);
                     continue;
                 }
-                Err(Failure::Untrusted(m)) => {
-                    untrusted = true;
-                    problems.push(m);
-                    continue;
-                }
+                SessionSend::NoSession => None,
+                SessionSend::Refused(e) if e.code == ErrorCode::NoLivePlace => Some(e),
+                SessionSend::Refused(e) => return Err(e),
             };
-            while !remaining.is_empty() {
-                let n = remaining.len().min(MAX_REPORTS_PER_REQUEST);
-                let chunk = &remaining[..n];
-                let reply: Result<(ReportResponse, _), _> =
-                    session.call(PATH_REPORT, "report", |stamp| ReportRequest {
-                        stamp,
-                        device_uuid: self.device_uuid.clone(),
-                        organization: self.config.organization.clone(),
-                        handshake_code: handshake_code.clone(),
-                        reports: chunk.to_vec(),
-                    });
-                match reply {
-                    Ok((r, _)) => {
-                        self.acknowledge(chunk, &r, &mut outcome)?;
-                        remaining.drain(..n);
-                    }
-                    Err(Failure::Refused(e)) => return Err(e),
-                    Err(Failure::Unreachable(m) | Failure::Untrusted(m)) => {
-                        problems.push(m);
-                        break;
-                    }
-                }
+            if authorized {
+                return Err(problem.unwrap_or_else(|| {
+                    SdkError::new(
+                        ErrorCode::SessionExpired,
+                        "the server opened no report session for this device",
+                    )
+                }));
             }
-            if remaining.is_empty() {
-                break;
+            authorized = true;
+            match self.authorize_online() {
+                Ok(_) => {}
+                Err(Unanswered::Refused(e)) => return Err(e),
+                Err(Unanswered::Offline {
+                    problems,
+                    untrusted,
+                }) => {
+                    return Err(SdkError::new(
+                        no_server_code(untrusted),
+                        format!(
+                            "{problems}; {} usage reports kept for later",
+                            remaining.len()
+                        ),
+                    ));
+                }
             }
         }
         outcome.pending = {
@@ -148,21 +130,11 @@ impl Client {
                 .map(|b| b.pending.len())
                 .unwrap_or_default()
         };
-        if outcome.sent == 0 {
-            let code = no_server_code(untrusted);
-            return Err(SdkError::new(
-                code,
-                format!(
-                    "{}; {} usage reports kept for later",
-                    problems.join("; "),
-                    outcome.pending
-                ),
-            ));
-        }
         Ok(outcome)
     }
 
-    /// Removes from disk the reports of `chunk` the server acknowledged.
+    /// Removes from disk the reports of `chunk` the server acknowledged or refused for good, and
+    /// forgets the grant when its per-usage item is used up.
     fn acknowledge(
         &self,
         chunk: &[UsageReport],
@@ -182,28 +154,52 @@ impl Client {
             .map(String::as_str)
             .filter(|id| sent.contains(id) && !accepted.contains(id))
             .collect();
+        let mut refused: HashSet<&str> = HashSet::new();
+        for r in &reply.refused {
+            if let Some(id) = sent.get(r.report_id.as_str()) {
+                tracing::warn!(report = %id, code = r.code, reason = %r.message, "usage report refused by the server for good; dropped");
+                refused.insert(id);
+            }
+        }
         outcome.sent += chunk.len();
         outcome.acknowledged += accepted.len() + duplicates.len();
         outcome.duplicates += duplicates.len();
-        let lock = self.state.lock()?;
-        let mut book: UsageBook = lock.read(USAGE)?.unwrap_or_default();
-        book.acknowledge(&accepted.union(&duplicates).copied().collect());
-        lock.write(USAGE, &book)
-    }
-
-    /// Reports name a handshake code: the configured one, else the one the cached grant was
-    /// issued for (the server resolved it from the organization or the trial).
-    fn report_handshake_code(&self) -> SdkResult<String> {
-        if !self.config.handshake_code.is_empty() {
-            return Ok(self.config.handshake_code.clone());
+        outcome.refused += refused.len();
+        {
+            let lock = self.state.lock()?;
+            let mut book: UsageBook = lock.read(USAGE)?.unwrap_or_default();
+            let done: HashSet<&str> = accepted
+                .iter()
+                .chain(&duplicates)
+                .chain(&refused)
+                .copied()
+                .collect();
+            book.acknowledge(&done);
+            lock.write(USAGE, &book)?;
         }
-        let lock = self.state.lock()?;
-        match self.cached_grant(&lock)? {
-            Some(verified) => Ok(verified?.handshake_code),
-            None => Err(SdkError::new(
-                ErrorCode::NoGrant,
-                "authorize once before sending usage reports: they name the handshake code of the grant",
-            )),
+        if !reply.exhausted.is_empty() {
+            let held = {
+                let lock = self.state.lock()?;
+                self.cached_grant(&lock)?.and_then(Result::ok)
+            };
+            if let Some(grant) = held
+                && grant
+                    .items
+                    .iter()
+                    .any(|i| reply.exhausted.contains(&i.item_id))
+            {
+                outcome.usage_exhausted = true;
+                let mut refusal = SdkError::new(
+                    ErrorCode::UsageQuotaExceeded,
+                    format!(
+                        "the usage quota of item {} is used up",
+                        reply.exhausted.join(", ")
+                    ),
+                );
+                refusal.server_code = Some(ErrorCode::UsageQuotaExceeded.code());
+                self.forget_grant(&refusal)?;
+            }
         }
+        Ok(())
     }
 }

@@ -25,6 +25,9 @@ pub enum Failure {
     Untrusted(String),
     /// A refusal by the server, or an answer that failed verification: returned as is.
     Refused(SdkError),
+    /// A refusal sealed by the server the request was sealed to: returned as is, and it may end
+    /// the device's right to its cached grant (see `SdkError::ends_grant`).
+    Denied(SdkError),
 }
 
 /// The code for "no server gave an answer": not trusted when one answered but could not prove
@@ -42,6 +45,7 @@ impl From<CallError> for Failure {
         match e {
             CallError::Unreachable(m) => Failure::Unreachable(m),
             CallError::Refused(body) => Failure::Refused(SdkError::from_server(&body)),
+            CallError::Denied(body) => Failure::Denied(SdkError::from_server(&body)),
         }
     }
 }
@@ -72,10 +76,8 @@ impl<'a> Session<'a> {
             signing_key: hello.signing_key,
             encryption_key: hello.encryption_key,
         };
-        if verify::certified(vendor, &identity, &hello.certificates).is_empty() {
-            return Err(Failure::Untrusted(format!(
-                "{base}: the server shows no license the vendor activated for it"
-            )));
+        if let Err(problem) = verify::certified(vendor, &identity, hello.certificate.as_deref()) {
+            return Err(Failure::Untrusted(format!("{base}: {problem}")));
         }
         let encryption_key = EncryptionPublicKey::from_base64(&identity.encryption_key)
             .map_err(|e| Failure::Untrusted(format!("{base}: {e}")))?;

@@ -21,6 +21,10 @@ pub const GRANT: &str = "grant.json";
 pub const CLOCK: &str = "clock.json";
 /// The open slice's counters and the reports not yet acknowledged.
 pub const USAGE: &str = "usage.json";
+/// The report session of the last authorization: server, ticket, key, last message number.
+pub const SESSION: &str = "session.json";
+/// Why the server last refused this device for good (its grant was then forgotten).
+pub const REFUSAL: &str = "refusal.json";
 /// Empty file the advisory lock is taken on.
 const LOCK: &str = "lock";
 
@@ -99,6 +103,22 @@ impl StateLock<'_> {
         }
     }
 
+    /// Removes a file; nothing to do when it does not exist.
+    pub fn remove(&self, name: &str) -> SdkResult<()> {
+        let path = self.path(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                sync_dir(&path);
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(SdkError::storage(
+                &format!("cannot remove {}", path.display()),
+                e,
+            )),
+        }
+    }
+
     pub fn write<T: Serialize>(&self, name: &str, value: &T) -> SdkResult<()> {
         let bytes = serde_json::to_vec_pretty(value)
             .map_err(|e| SdkError::storage("cannot encode local state", e))?;
@@ -119,14 +139,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> SdkResult<()> {
         f.sync_all().map_err(fail)?;
     }
     std::fs::rename(&tmp, path).map_err(fail)?;
-    // The rename is durable only once the directory entry is; directories cannot be opened
-    // for syncing on every platform, hence the best effort.
+    sync_dir(path);
+    Ok(())
+}
+
+/// Makes a rename or removal in `path`'s directory durable. Directories cannot be opened for
+/// syncing on every platform, hence the best effort.
+fn sync_dir(path: &Path) {
     if let Some(dir) = path.parent()
         && let Ok(d) = File::open(dir)
     {
         let _ = d.sync_all();
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use tally_crypto::keys::EncryptionPublicKey;
 use tally_crypto::session::{Direction, SessionKey};
 use tally_proto::ErrorBody;
 use tally_proto::wire::{
-    PATH_HELLO, PATH_SESSION_REPORT, Reply, SealedResponse, ServerHello, SessionEnvelope,
+    PATH_HELLO, PATH_SESSION_REPORT, PROTOCOL_VERSION, Reply, SealedResponse, ServerHello,
+    SessionEnvelope,
 };
 
 /// Largest answer read from a server.
@@ -23,8 +24,12 @@ pub enum CallError {
     /// No usable answer (connection refused, timeout, DNS, TLS, not a Tally answer): the next
     /// server may be tried and the cached grant used.
     Unreachable(String),
-    /// The server answered with a stable error.
+    /// The server answered with a stable error in plain JSON (it could not open the request, or
+    /// it is not the server it claims to be: anyone on the way can write such an answer).
     Refused(ErrorBody),
+    /// The server answered with a stable error sealed with the request's key: only the server
+    /// that holds the key the request was sealed to can have written it.
+    Denied(ErrorBody),
 }
 
 pub struct Transport {
@@ -46,7 +51,7 @@ impl Transport {
         format!("{}{path}", base.trim_end_matches('/'))
     }
 
-    /// `GET /api/v1/hello`. The answer is not trusted yet: see [`crate::verify::certified`].
+    /// `GET /api/v2/hello`. The answer is not trusted yet: see [`crate::verify::certified`].
     pub fn hello(&self, base: &str) -> Result<ServerHello, CallError> {
         let unreachable = |what: String| CallError::Unreachable(format!("{base}: {what}"));
         let mut resp = self
@@ -57,8 +62,20 @@ impl Transport {
         let status = resp.status();
         let body = read_body(&mut resp).map_err(&unreachable)?;
         if status.is_success() {
-            return serde_json::from_slice(&body)
-                .map_err(|e| unreachable(format!("not a Tally server ({e})")));
+            let hello: ServerHello = serde_json::from_slice(&body)
+                .map_err(|e| unreachable(format!("not a Tally server ({e})")))?;
+            if hello.protocol != PROTOCOL_VERSION {
+                return Err(unreachable(format!(
+                    "the server speaks protocol {}, this SDK {PROTOCOL_VERSION}",
+                    hello.protocol
+                )));
+            }
+            return Ok(hello);
+        }
+        if status.as_u16() == 404 {
+            return Err(unreachable(format!(
+                "no protocol {PROTOCOL_VERSION} here (HTTP 404): an older Tally server, or not a Tally server"
+            )));
         }
         match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(e) => Err(CallError::Refused(e)),
@@ -134,7 +151,7 @@ impl Transport {
                 .map_err(|_| unreachable("the reply could not be decrypted".into()))?;
             return match serde_json::from_slice::<Reply<Resp>>(&plain) {
                 Ok(Reply::Ok(r)) => Ok(r),
-                Ok(Reply::Err(e)) => Err(CallError::Refused(e)),
+                Ok(Reply::Err(e)) => Err(CallError::Denied(e)),
                 Err(e) => Err(unreachable(format!("unexpected reply: {e}"))),
             };
         }

@@ -1,19 +1,38 @@
-//! The chain of trust. Only the vendor key is trusted a priori: a server is trusted when an
-//! activated license signed by the vendor names its keys, and a grant when that server signed it
-//! for this device and every granted item is in such a license, within what the vendor signed.
+//! The chain of trust. Only the vendor key is trusted a priori: a server is trusted when a server
+//! certificate signed by the vendor names its keys (its hello shows one), and a grant when that
+//! server signed it for this device and every granted item is in a license the vendor activated
+//! for that server (sent with the grant), within what the vendor signed.
 
 use std::collections::BTreeSet;
 
 use tally_crypto::VerifyingKey;
-use tally_crypto::document::verify_activated;
+use tally_crypto::document::{verify_activated, verify_certificate};
 use tally_proto::license::{ActivatedLicense, LicenseItem, ServerPublicIdentity};
 use tally_proto::wire::{Grant, GrantedItem, SignedGrant};
 
 use crate::error::{SdkError, SdkResult};
 
-/// The certificates (activated license files) that verify under `vendor` and name exactly
-/// `server`. Others are ignored, whatever they claim.
+/// Whether `certificate` (a hello's) is the vendor's certificate of exactly `server`; the error
+/// says what is wrong.
 pub fn certified(
+    vendor: &VerifyingKey,
+    server: &ServerPublicIdentity,
+    certificate: Option<&str>,
+) -> Result<(), String> {
+    let Some(text) = certificate else {
+        return Err("the server shows no license the vendor activated for it".into());
+    };
+    let certificate = verify_certificate(text, vendor)
+        .map_err(|e| format!("the server's certificate is not the vendor's: {e}"))?;
+    if &certificate.server != server {
+        return Err("the server's certificate names other keys than the server shows".into());
+    }
+    Ok(())
+}
+
+/// The activated license files that verify under `vendor` and name exactly `server`. Others are
+/// ignored, whatever they claim.
+fn activated_for(
     vendor: &VerifyingKey,
     server: &ServerPublicIdentity,
     certificates: &[String],
@@ -34,7 +53,7 @@ pub fn grant(
     signed: &SignedGrant,
     device: &str,
 ) -> SdkResult<Grant> {
-    let licenses = certified(vendor, server, certificates);
+    let licenses = activated_for(vendor, server, certificates);
     if licenses.is_empty() {
         return Err(SdkError::grant_invalid(
             "no license activated by the vendor for this server comes with the grant",
@@ -75,11 +94,11 @@ pub fn grant(
                 item.item_id
             )));
         }
-        latest_end = latest_end.max(signed_item.end);
+        latest_end = latest_end.max(signed_item.grace_end());
     }
     if grant.valid_until > latest_end {
         return Err(SdkError::grant_invalid(
-            "the grant claims validity beyond the end of its licenses",
+            "the grant claims validity beyond the end of its licenses and their grace",
         ));
     }
     Ok(grant)
@@ -102,5 +121,6 @@ fn within(granted: &GrantedItem, signed: &LicenseItem) -> bool {
     granted.product == signed.product
         && granted.license_type == signed.license_type
         && granted.end <= signed.end
+        && granted.grace_end <= signed.grace_end()
         && granted.modules.iter().all(|m| modules.contains(m))
 }

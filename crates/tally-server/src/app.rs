@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tally_core::Clock;
 use tally_crypto::VerifyingKey;
 use tally_store::Store;
@@ -47,9 +47,17 @@ pub struct Inner {
     failed_logins: std::sync::Mutex<Vec<tally_proto::UnixSeconds>>,
     /// Internal errors on their way to the admin (see [`crate::alerts`]).
     errors: tokio::sync::mpsc::UnboundedSender<String>,
-    /// Activated license files by license id, sent with every grant as proof (read once).
-    certificates: std::sync::RwLock<Option<std::collections::HashMap<String, String>>>,
+    /// Imported licenses as the protocol shows them (read once, forgotten on import).
+    certificates: std::sync::RwLock<Option<std::sync::Arc<Proofs>>>,
     error_receiver: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
+}
+
+/// What the client protocol shows of the imported licenses.
+pub struct Proofs {
+    /// Activated license files by license id.
+    activated: std::collections::HashMap<String, String>,
+    /// The newest license's server certificate.
+    certificate: Option<String>,
 }
 
 /// Failed sign-ins tolerated per window before the portal makes the next attempts wait.
@@ -118,29 +126,47 @@ impl AppState {
         failures
     }
 
-    /// The activated license file of `license_id`, from memory after the first read.
+    /// The activated license file of `license_id`, from memory after the first read: sent with
+    /// every grant as proof of its items.
     pub async fn certificate(
         &self,
         license_id: &str,
     ) -> Result<Option<String>, tally_store::StoreError> {
-        if let Some(map) = self
+        Ok(self.proofs().await?.activated.get(license_id).cloned())
+    }
+
+    /// The server certificate `hello` shows: that of the newest imported license.
+    pub async fn server_certificate(&self) -> Result<Option<String>, tally_store::StoreError> {
+        Ok(self.proofs().await?.certificate.clone())
+    }
+
+    async fn proofs(&self) -> Result<std::sync::Arc<Proofs>, tally_store::StoreError> {
+        if let Some(proofs) = self
             .certificates
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
         {
-            return Ok(map.get(license_id).cloned());
+            return Ok(proofs.clone());
         }
-        let map: std::collections::HashMap<String, String> = self
-            .store
-            .licenses()
-            .await?
-            .into_iter()
-            .map(|l| (l.license.license_id, l.activated_text))
-            .collect();
-        let found = map.get(license_id).cloned();
-        *self.certificates.write().unwrap_or_else(|p| p.into_inner()) = Some(map);
-        Ok(found)
+        let licenses = self.store.licenses().await?;
+        let certificate = licenses.iter().rev().find_map(|l| {
+            tally_crypto::document::verify_activated(&l.activated_text, &self.vendor_key)
+                .map_err(|e| {
+                    tracing::error!(license = %l.license.license_id, error = %e, "an imported license no longer verifies");
+                })
+                .ok()
+                .map(|a| a.certificate)
+        });
+        let proofs = std::sync::Arc::new(Proofs {
+            activated: licenses
+                .into_iter()
+                .map(|l| (l.license.license_id, l.activated_text))
+                .collect(),
+            certificate,
+        });
+        *self.certificates.write().unwrap_or_else(|p| p.into_inner()) = Some(proofs.clone());
+        Ok(proofs)
     }
 
     /// Forgets the cached license files (a license was imported).
@@ -190,19 +216,22 @@ fn load_or_create_token(settings: &settings::Settings) -> Result<String, String>
 
 /// The complete HTTP interface.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(tally_proto::wire::PATH_HELLO, get(api::client::hello))
         .route(
             tally_proto::wire::PATH_AUTHORIZE,
             post(api::client::authorize),
         )
-        .route(tally_proto::wire::PATH_REPORT, post(api::client::report))
         .route(
             tally_proto::wire::PATH_SESSION_REPORT,
             post(api::client::session_report),
         )
-        .nest("/api/admin", api::admin::router(state.clone()))
+        .nest("/api/admin", api::admin::router(state.clone()));
+    let router = tally_proto::wire::RETIRED_PATHS
+        .iter()
+        .fold(router, |r, path| r.route(path, any(api::client::retired)));
+    router
         .merge(crate::portal::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -23,9 +23,10 @@ pub struct Settings {
     /// Hardware labels the server UUID is derived from (at least one).
     #[serde(default = "default_labels")]
     pub hardware_labels: Vec<HardwareLabel>,
-    /// Days a client may work offline on a grant (at least 7).
-    #[serde(default = "default_buffer_days")]
-    pub buffer_days: u32,
+    /// Most days a device may work offline on a grant, lowering the caps the license items state
+    /// (never raising them). Absent: each item's own cap.
+    #[serde(default)]
+    pub buffer_days: Option<u32>,
     /// Admin bearer token; when absent one is generated into `<data_dir>/admin-token`.
     #[serde(default)]
     pub admin_token: Option<String>,
@@ -81,9 +82,6 @@ fn default_webhook_backoff() -> u64 {
 fn default_trial_days() -> u32 {
     7
 }
-fn default_buffer_days() -> u32 {
-    tally_proto::DEFAULT_BUFFER_DAYS
-}
 
 impl Default for Settings {
     fn default() -> Self {
@@ -92,7 +90,7 @@ impl Default for Settings {
             data_dir: default_data_dir(),
             vendor_public_key: None,
             hardware_labels: default_labels(),
-            buffer_days: default_buffer_days(),
+            buffer_days: None,
             admin_token: None,
             trial_organization: None,
             trial_days: default_trial_days(),
@@ -112,10 +110,12 @@ impl Settings {
         if !(1..=365).contains(&self.trial_days) {
             return Err("trial_days: between 1 and 365".into());
         }
-        if self.buffer_days < tally_proto::MIN_BUFFER_DAYS {
+        if let Some(days) = self.buffer_days
+            && !(1..=tally_proto::MAX_OFFLINE_DAYS).contains(&days)
+        {
             return Err(format!(
-                "buffer_days: must be at least {}",
-                tally_proto::MIN_BUFFER_DAYS
+                "buffer_days: between 1 and {}",
+                tally_proto::MAX_OFFLINE_DAYS
             ));
         }
         match &self.vendor_public_key {

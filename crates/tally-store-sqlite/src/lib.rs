@@ -149,7 +149,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn record_reports(&self, batch: ReportBatch) -> StoreResult<ReportOutcome> {
+    async fn record_reports(&self, batch: ReportBatch) -> StoreResult<ReportResult> {
         self.write(move |c| usage::record(c, &batch)).await
     }
 

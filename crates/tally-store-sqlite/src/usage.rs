@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, params};
 use tally_core::admission::{device_active_until, seat_until};
+use tally_core::reporting::{holds_live_place, usage_exhausted};
 use tally_proto::UnixSeconds;
 use tally_proto::license::{LicenseItem, LicenseType};
 use tally_proto::slice::slice_of;
 use tally_store::{
-    DailyUsage, HourlyUsage, ItemHourlyUsage, ReportBatch, ReportOutcome, StoreResult, UsageFilter,
+    DailyUsage, HourlyUsage, ItemHourlyUsage, ReportBatch, ReportOutcome, ReportResult,
+    StoreResult, UsageFilter,
 };
 
 use crate::backend;
@@ -40,10 +42,15 @@ macro_rules! saturating_add {
     };
 }
 
-/// Records a batch in one transaction: a report id seen before is skipped, a new one adds its
-/// counts to the hourly counters. Also refreshes the device's last contact.
-pub fn record(c: &mut Connection, batch: &ReportBatch) -> StoreResult<ReportOutcome> {
+/// Records a batch in one transaction, if the device holds a live place on the code: a report
+/// id seen before is skipped, a new one adds its counts to the hourly counters. Also renews the
+/// device's places and charges per-usage items (see [`renew_and_charge`]).
+pub fn record(c: &mut Connection, batch: &ReportBatch) -> StoreResult<ReportResult> {
     let tx = Savepoint::begin(c)?;
+    let held = registrations(&tx, batch)?;
+    if !holds_live_place(held.iter().map(|h| h.active_until), batch.received_at) {
+        return Ok(ReportResult::NoLivePlace);
+    }
     let mut outcome = ReportOutcome::default();
     let mut new_counts: Vec<(i64, &BTreeMap<String, u64>)> = Vec::new();
     {
@@ -87,9 +94,9 @@ pub fn record(c: &mut Connection, batch: &ReportBatch) -> StoreResult<ReportOutc
             new_counts.push((report.slice, &report.counts));
         }
     }
-    renew_and_charge(&tx, batch, &new_counts)?;
+    outcome.exhausted = renew_and_charge(&tx, batch, &held, &new_counts)?;
     tx.commit()?;
-    Ok(outcome)
+    Ok(ReportResult::Recorded(outcome))
 }
 
 thread_local! {
@@ -130,45 +137,49 @@ impl Held {
     }
 }
 
+/// The device's registrations on the code.
+fn registrations(tx: &Savepoint<'_>, batch: &ReportBatch) -> StoreResult<Vec<Held>> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT item_id, active_until, admitted_at, units FROM devices
+             WHERE device_uuid = ?1 AND handshake_code = ?2",
+        )
+        .map_err(backend("read registrations"))?;
+    let raw = stmt
+        .query_map(params![batch.device_uuid, batch.handshake_code], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(backend("read registrations"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend("read registration"))?;
+    raw.into_iter()
+        .map(|(item_id, active_until, admitted_at, units)| {
+            item_by_id(tx, &item_id).map(|item| Held {
+                item,
+                active_until,
+                admitted_at,
+                units: u64::try_from(units).unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
 /// A report is a contact: registrations and seats the device still holds on the code are
 /// renewed, concurrent overuse is recorded for the slice, and new usage is charged to the
-/// per-usage item the device holds on the code (see [`Held::charge_rank`]).
+/// per-usage item the device holds on the code (see [`Held::charge_rank`]). Returns the
+/// per-usage items of the device that are used up.
 fn renew_and_charge(
     tx: &Savepoint<'_>,
     batch: &ReportBatch,
+    rows: &[Held],
     new_counts: &[(i64, &BTreeMap<String, u64>)],
-) -> StoreResult<()> {
+) -> StoreResult<Vec<String>> {
     let now = batch.received_at;
-    let rows: Vec<Held> = {
-        let mut stmt = tx
-            .prepare_cached(
-                "SELECT item_id, active_until, admitted_at, units FROM devices
-                 WHERE device_uuid = ?1 AND handshake_code = ?2",
-            )
-            .map_err(backend("read registrations"))?;
-        let raw = stmt
-            .query_map(params![batch.device_uuid, batch.handshake_code], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })
-            .map_err(backend("read registrations"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(backend("read registration"))?;
-        raw.into_iter()
-            .map(|(item_id, active_until, admitted_at, units)| {
-                item_by_id(tx, &item_id).map(|item| Held {
-                    item,
-                    active_until,
-                    admitted_at,
-                    units: u64::try_from(units).unwrap_or(0),
-                })
-            })
-            .collect::<StoreResult<_>>()?
-    };
     let by_rank = |a: &&Held, b: &&Held| a.charge_rank(now).cmp(&b.charge_rank(now));
     // Statistics per item: the item the device holds on this code.
     if let Some(Held { item, .. }) = rows.iter().max_by(by_rank) {
@@ -198,20 +209,24 @@ fn renew_and_charge(
         .filter(|h| h.item.license_type == LicenseType::PerUsage)
         .max_by(by_rank)
         .map(|h| &h.item);
+    let mut exhausted = Vec::new();
     if let Some(item) = charged {
         let total: u64 = new_counts
             .iter()
             .flat_map(|(_, counts)| counts.iter())
             .filter(|(feature, _)| item.counts_feature(feature))
             .fold(0u64, |sum, (_, n)| sum.saturating_add(*n));
-        if total > 0 {
-            tx.prepare_cached(concat!(
+        let used: i64 = tx
+            .prepare_cached(concat!(
                 "INSERT INTO item_usage (item_id, used) VALUES (?1, ?2)
                  ON CONFLICT (item_id) DO UPDATE SET ",
-                saturating_add!("used")
+                saturating_add!("used"),
+                " RETURNING used"
             ))
-            .and_then(|mut stmt| stmt.execute(params![item.id, to_i64(total)]))
+            .and_then(|mut stmt| stmt.query_row(params![item.id, to_i64(total)], |r| r.get(0)))
             .map_err(backend("charge usage"))?;
+        if usage_exhausted(item, u64::try_from(used).unwrap_or(0)) {
+            exhausted.push(item.id.clone());
         }
     }
     for Held {
@@ -219,7 +234,7 @@ fn renew_and_charge(
         active_until: until,
         units,
         ..
-    } in &rows
+    } in rows
     {
         let renewed = if *until <= now {
             *until
@@ -262,7 +277,7 @@ fn renew_and_charge(
             }
         }
     }
-    Ok(())
+    Ok(exhausted)
 }
 
 /// Sums the hourly counters into UTC days in Rust: `div_euclid` (SQLite's `/` truncates toward

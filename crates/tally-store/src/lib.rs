@@ -73,10 +73,12 @@ pub trait Store: Send + Sync + 'static {
         length: i64,
     ) -> StoreResult<tally_proto::UnixSeconds>;
 
-    /// Records usage reports; a report id already recorded is skipped (exactly-once counting).
-    /// A report is also a contact: it renews the device's seats and registrations on the code,
-    /// and its counts are charged to the per-usage item the device holds there.
-    async fn record_reports(&self, batch: ReportBatch) -> StoreResult<ReportOutcome>;
+    /// Records usage reports of a device that holds a live place on the code
+    /// (`tally_core::reporting::holds_live_place`; otherwise nothing is written); a report id
+    /// already recorded is skipped (exactly-once counting). A report is also a contact: it renews
+    /// the device's seats and registrations on the code, and its counts are charged to the
+    /// per-usage item the device holds there.
+    async fn record_reports(&self, batch: ReportBatch) -> StoreResult<ReportResult>;
     /// Usage per UTC day, handshake code and feature.
     async fn usage_by_day(&self, filter: UsageFilter) -> StoreResult<Vec<DailyUsage>>;
     /// Usage per UTC hour, handshake code and feature (days of the filter, inclusive).

@@ -147,6 +147,17 @@ pub struct ReportOutcome {
     pub accepted: Vec<String>,
     /// Report ids that had been counted before (not counted again).
     pub duplicates: Vec<String>,
+    /// Per-usage items the device holds on the code that are used up (see
+    /// `tally_core::reporting::usage_exhausted`), after this batch was charged.
+    pub exhausted: Vec<String>,
+}
+
+/// What became of a batch of reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportResult {
+    Recorded(ReportOutcome),
+    /// The device holds no live registration or seat on the code: nothing was recorded.
+    NoLivePlace,
 }
 
 /// Filter on usage statistics; days are days since the Unix epoch (UTC), inclusive.

@@ -56,9 +56,11 @@ async fn crypto(State(keys): State<Arc<CryptoKeys>>, body: Bytes) -> axum::respo
             modules: vec![],
             license_type: tally_proto::license::LicenseType::PerDevice,
             end: 0,
+            grace_end: 0,
         }],
         issued_at: 0,
         valid_until: 0,
+        renew_at: 0,
         seat_until: None,
     };
     // The same operations as an authorization: grant signature, report-session ticket, reply

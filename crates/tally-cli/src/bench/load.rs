@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tally_crypto::envelope::ReplyKey;
 use tally_crypto::session::Direction;
 use tally_proto::wire::{
-    PATH_AUTHORIZE, PATH_REPORT, PATH_SESSION_REPORT, Reply, SealedResponse, SessionEnvelope,
+    PATH_AUTHORIZE, PATH_SESSION_REPORT, Reply, SealedResponse, SessionEnvelope,
 };
 
 use super::http::{connect, plain_error, send};
@@ -39,8 +39,6 @@ pub enum Phase {
     Authorize,
     /// A usage report (one report, a new id each time) in the device's report session.
     SessionReport,
-    /// A usage report sealed to the server key (the path without a session).
-    SealedReport,
 }
 
 /// Measured figures of one phase.
@@ -126,18 +124,17 @@ impl Shared {
                 self.echo_body.clone(),
                 Pending::Echo(self.echo_body.len()),
             )),
-            Phase::Crypto | Phase::Authorize | Phase::SealedReport => {
+            Phase::Crypto | Phase::Authorize => {
                 let sealed = match self.pool.borrow_mut().pop() {
                     Some(s) => s,
                     None => {
                         self.sealed_live.set(self.sealed_live.get() + 1);
-                        seal_nth(self.phase, &self.target, n as usize)?
+                        seal_nth(&self.target, n as usize)?
                     }
                 };
                 let path = match self.phase {
                     Phase::Crypto => "/crypto",
-                    Phase::Authorize => PATH_AUTHORIZE,
-                    _ => PATH_REPORT,
+                    _ => PATH_AUTHORIZE,
                 };
                 Ok((
                     path,
@@ -153,7 +150,7 @@ impl Shared {
                     .ok_or("no report sessions were opened")?;
                 let seq = s.seq.get() + 1;
                 s.seq.set(seq);
-                let req = report_request(&self.target, s.device.clone(), report_id());
+                let req = report_request(report_id());
                 let plain = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
                 let ct = s
                     .key

@@ -52,8 +52,8 @@ pub struct BenchArgs {
     /// Handshake codes the registered devices are spread over.
     #[arg(long, default_value_t = 100)]
     pub codes: u32,
-    /// Phases to run, comma-separated, from: echo, durable-echo, crypto, authorize, report,
-    /// sealed-report (default: all). Useful to profile one of them.
+    /// Phases to run, comma-separated, from: echo, durable-echo, crypto, authorize, report
+    /// (default: all). Useful to profile one of them.
     #[arg(long, value_delimiter = ',')]
     pub phases: Vec<String>,
     /// Runs the peak phases this many times in turn and reports each ratio as the median of the
@@ -187,7 +187,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     let seal = |phase: Phase, t: &Target, n: usize| -> anyhow::Result<Vec<requests::Sealed>> {
         eprintln!("  sealing {n} envelopes for {phase:?} …");
-        requests::seal_pool(phase, t, n).map_err(|e| anyhow::anyhow!(e))
+        requests::seal_pool(t, n).map_err(|e| anyhow::anyhow!(e))
     };
     let mut rows: Vec<(String, Outcome)> = Vec::new();
     let mut measure = |name: &str, phase: Phase, t: &Target, drive: Drive, pool, sessions| {
@@ -212,10 +212,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let wanted = |name: &str| args.phases.is_empty() || args.phases.iter().any(|p| p == name);
     let reporters = Target {
         device_prefix: "reporter".into(),
-        ..tally.clone()
-    };
-    let sealed_reporters = Target {
-        device_prefix: "sealed".into(),
         ..tally.clone()
     };
     let total_rounds = args.rounds.max(1);
@@ -276,16 +272,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 peak,
                 vec![],
                 sessions,
-            );
-        }
-        if wanted("sealed-report") {
-            measure(
-                "usage report (sealed)",
-                Phase::SealedReport,
-                &sealed_reporters,
-                peak,
-                seal(Phase::SealedReport, &sealed_reporters, pool_size)?,
-                vec![],
             );
         }
         rounds.push(r);

@@ -16,7 +16,7 @@ use tally_proto::wire::{
 };
 
 use super::http::{connect, plain_error, send};
-use super::load::{Phase, Tally, run_local};
+use super::load::{Tally, run_local};
 
 /// Where a phase sends its requests.
 #[derive(Clone)]
@@ -69,12 +69,9 @@ fn authorize_request(t: &Target, n: usize) -> AuthorizeRequest {
     }
 }
 
-pub fn report_request(t: &Target, device: String, report_id: String) -> ReportRequest {
+pub fn report_request(report_id: String) -> ReportRequest {
     ReportRequest {
-        stamp: stamp(0),
-        device_uuid: device,
-        organization: t.organization.clone(),
-        handshake_code: t.handshake_code.clone(),
+        sent_at: now(),
         reports: vec![UsageReport {
             report_id,
             slice: tally_proto::slice::slice_of(now()),
@@ -104,22 +101,18 @@ fn seal(t: &Target, purpose: &str, plain: &impl serde::Serialize) -> Result<Seal
     })
 }
 
-/// The `n`-th sealed request of `phase`.
-pub fn seal_nth(phase: Phase, t: &Target, n: usize) -> Result<Sealed, String> {
-    match phase {
-        Phase::SealedReport => seal(t, "report", &report_request(t, t.device(n), report_id())),
-        _ => seal(t, "authorize", &authorize_request(t, n)),
-    }
+/// The `n`-th sealed authorization (the only sealed request of the protocol).
+pub fn seal_nth(t: &Target, n: usize) -> Result<Sealed, String> {
+    seal(t, "authorize", &authorize_request(t, n))
 }
 
 /// Seals `count` requests of `phase` before the phase starts.
-pub fn seal_pool(phase: Phase, t: &Target, count: usize) -> Result<Vec<Sealed>, String> {
-    (0..count).map(|n| seal_nth(phase, t, n)).collect()
+pub fn seal_pool(t: &Target, count: usize) -> Result<Vec<Sealed>, String> {
+    (0..count).map(|n| seal_nth(t, n)).collect()
 }
 
 /// A device's report session, as its authorization opened it.
 pub struct DeviceSession {
-    pub device: String,
     pub ticket: String,
     pub key: SessionKey,
     pub seq: Cell<u64>,
@@ -182,7 +175,6 @@ async fn open_one(
         Ok(Reply::Ok(r)) => {
             let session = r.session.ok_or("the server opened no report session")?;
             Ok(DeviceSession {
-                device: t.device(n),
                 ticket: session.ticket,
                 key: sealed.reply_key.session_key(),
                 seq: Cell::new(0),

@@ -119,6 +119,8 @@ fn bench_license(now: i64, quantity: u64) -> License {
             grace_percent: 10,
             active_window: ActiveWindow::Days30,
             metric: None,
+            max_offline_days: None,
+            grace_days: None,
         }],
     }
 }

@@ -10,8 +10,19 @@ use super::dates;
 
 /// The keys an item accepts, in either syntax.
 const KEYS: &[&str] = &[
-    "id", "product", "type", "quantity", "start", "end", "modules", "versions", "grace", "window",
+    "id",
+    "product",
+    "type",
+    "quantity",
+    "start",
+    "end",
+    "modules",
+    "versions",
+    "grace",
+    "window",
     "metric",
+    "offline",
+    "grace_days",
 ];
 
 /// The keys every item must have.
@@ -143,9 +154,13 @@ fn read_toml_value(raw: &mut RawItem, key: &str, value: toml::Value) -> Result<(
         ("start" | "end", V::Datetime(d)) => d.to_string(),
         ("start" | "end", V::String(s)) => s,
         ("start" | "end", _) => return Err(wrong("a date (YYYY-MM-DD or RFC 3339)")),
-        ("quantity" | "grace" | "versions", V::Integer(n)) => n.to_string(),
-        ("quantity" | "grace", V::String(s)) => s,
-        ("quantity" | "grace", _) => return Err(wrong("a whole number")),
+        ("quantity" | "grace" | "versions" | "offline" | "grace_days", V::Integer(n)) => {
+            n.to_string()
+        }
+        ("quantity" | "grace" | "offline" | "grace_days", V::String(s)) => s,
+        ("quantity" | "grace" | "offline" | "grace_days", _) => {
+            return Err(wrong("a whole number"));
+        }
         (_, V::String(s)) => s,
         (_, _) => return Err(wrong("a string")),
     };
@@ -233,6 +248,27 @@ pub fn build(raw: &RawItem, default_id: String) -> Result<LicenseItem, String> {
     if metric.as_deref() == Some("") {
         return Err(bad("metric", "is empty".into()));
     }
+    let days = |key: &str, least: u32| -> Result<Option<u32>, String> {
+        raw.fields
+            .get(key)
+            .map(|d| {
+                d.parse::<u32>()
+                    .ok()
+                    .filter(|d| (least..=tally_proto::MAX_OFFLINE_DAYS).contains(d))
+                    .ok_or_else(|| {
+                        bad(
+                            key,
+                            format!(
+                                "must be a number of days from {least} to {}, not `{d}`",
+                                tally_proto::MAX_OFFLINE_DAYS
+                            ),
+                        )
+                    })
+            })
+            .transpose()
+    };
+    let max_offline_days = days("offline", 1)?;
+    let grace_days = days("grace_days", 0)?;
     let id = raw.fields.get("id").cloned().unwrap_or(default_id);
     if id.is_empty() || id.chars().any(char::is_whitespace) {
         return Err(bad(
@@ -252,6 +288,8 @@ pub fn build(raw: &RawItem, default_id: String) -> Result<LicenseItem, String> {
         grace_percent,
         active_window,
         metric,
+        max_offline_days,
+        grace_days,
     })
 }
 

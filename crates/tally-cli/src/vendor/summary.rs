@@ -35,20 +35,25 @@ impl Trust {
 
 /// The `-----BEGIN TALLY …` kinds a file may claim to be.
 fn detect(text: &str) -> anyhow::Result<DocumentKind> {
-    DocumentKind::detect(text).ok_or_else(|| {
-        anyhow::anyhow!(
+    match DocumentKind::detect(text) {
+        Some(DocumentKind::ServerCertificate) => Err(anyhow::anyhow!(
+            "this is a server certificate (what a server shows its clients); inspect the \
+             activated license file that contains it"
+        )),
+        Some(kind) => Ok(kind),
+        None => Err(anyhow::anyhow!(
             "not a Tally license file (it must start with `-----BEGIN TALLY LICENSE-----` or \
              `-----BEGIN TALLY ACTIVATED LICENSE-----`)"
-        )
-    })
+        )),
+    }
 }
 
 impl Document {
     /// Verifies a file of either kind against the vendor key.
     pub fn verify(text: &str, key: &VerifyingKey) -> anyhow::Result<Self> {
         Ok(match detect(text)? {
-            DocumentKind::License => Document::License(verify_license(text, key)?),
             DocumentKind::ActivatedLicense => Document::Activated(verify_activated(text, key)?),
+            _ => Document::License(verify_license(text, key)?),
         })
     }
 
@@ -58,7 +63,7 @@ impl Document {
         let (kind, value) = read_unverified(text)?;
         let what = kind.description();
         Ok(match kind {
-            DocumentKind::License => Document::License(
+            DocumentKind::License | DocumentKind::ServerCertificate => Document::License(
                 serde_json::from_value(value)
                     .map_err(|e| anyhow::anyhow!("the payload is not a valid {what}: {e}"))?,
             ),
@@ -151,6 +156,16 @@ fn describe_item(out: &mut String, item: &LicenseItem) {
     let _ = writeln!(out, "    end         {}", dates::show(item.end));
     let _ = writeln!(out, "    grace       {}%", item.grace_percent);
     let _ = writeln!(out, "    window      {}", item.active_window.as_str());
+    let _ = writeln!(
+        out,
+        "    offline     {} days at most",
+        item.offline_days_cap()
+    );
+    let _ = writeln!(
+        out,
+        "    after end   works until {} (grace)",
+        dates::show(item.grace_end())
+    );
     if let Some(metric) = &item.metric {
         let _ = writeln!(out, "    metric      {metric}");
     }
@@ -195,6 +210,8 @@ mod tests {
                 grace_percent: 10,
                 active_window: ActiveWindow::Days30,
                 metric: None,
+                max_offline_days: None,
+                grace_days: None,
             }],
         }
     }

@@ -293,6 +293,8 @@ pub fn per_device(id: &str, product: &str, quantity: u64, grace: u8) -> LicenseI
         grace_percent: grace,
         active_window: ActiveWindow::Days30,
         metric: None,
+        max_offline_days: None,
+        grace_days: None,
     }
 }
 

@@ -208,7 +208,7 @@ fn offline_the_cached_grant_works_until_it_expires() {
     let offline = Client::with_clock(dir_config.clone(), Arc::new(clock.clone())).unwrap();
     let auth = offline.authorize().unwrap();
     assert!(auth.cached);
-    assert_eq!(auth.warning, Some(ErrorCode::CachedGrantUsed));
+    assert_eq!(auth.warnings, [ErrorCode::CachedGrantUsed]);
     assert_eq!(
         offline.flush().unwrap_err().code,
         ErrorCode::ServerUnreachable
@@ -263,7 +263,7 @@ fn a_report_retried_is_counted_once() {
 }
 
 #[test]
-fn reports_use_the_report_session_and_fall_back_when_it_expires() {
+fn reports_travel_in_the_report_session_and_a_new_one_opens_when_it_ends() {
     let s = TestServer::start();
     s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));
     let device = client(&s, config(&s, "session"));
@@ -277,8 +277,8 @@ fn reports_use_the_report_session_and_fall_back_when_it_expires() {
         1,
         "only the authorization was HPKE-sealed"
     );
-    // A day later the session is over: the SDK is refused, drops it and seals the report to the
-    // server key instead; nothing is lost or counted twice.
+    // A day later the session is over: the SDK authorizes again, which opens a new session,
+    // and reports in it; nothing is lost or counted twice.
     s.clock.advance(DAY + 600);
     device.record_usage("scan", 5).unwrap();
     let second = device.flush().unwrap();
@@ -286,14 +286,14 @@ fn reports_use_the_report_session_and_fall_back_when_it_expires() {
     assert_eq!(
         s.state.replay.len(),
         1,
-        "the sealed report (the authorization's entry expired)"
+        "one new authorization (the first one's entry expired)"
     );
     let rows: Vec<UsageRow> = s.admin_ok("GET", "/stats/usage", None);
     assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 9);
 }
 
 #[test]
-fn a_session_the_server_refuses_falls_back_to_a_sealed_report() {
+fn a_session_the_server_refuses_is_replaced_by_a_new_authorization() {
     let s = TestServer::start();
     s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));
     // The device keeps its own clock; the server's runs a day ahead after the authorization, so
@@ -310,8 +310,8 @@ fn a_session_the_server_refuses_falls_back_to_a_sealed_report() {
     assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 3);
     assert_eq!(
         s.state.sessions.len(),
-        0,
-        "the expired session was never accepted"
+        1,
+        "only the new session was accepted, not the expired one"
     );
 }
 
@@ -396,17 +396,17 @@ fn a_tampered_cached_grant_is_refused_offline() {
 }
 
 #[test]
-fn the_background_reporter_delivers_usage_and_a_last_flush_on_stop() {
+fn the_background_thread_delivers_usage_and_a_last_flush_on_stop() {
     let s = TestServer::start();
     s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));
     let device = Arc::new(client(&s, config(&s, "reporter")));
     device.authorize().unwrap();
     device.record_usage("scan", 1).unwrap();
-    let reporter = device
-        .spawn_reporter(std::time::Duration::from_secs(3600))
+    let background = device
+        .spawn_background(std::time::Duration::from_secs(3600))
         .unwrap();
     device.record_usage("scan", 2).unwrap();
-    drop(reporter); // stopping sends what is left
+    drop(background); // stopping sends what is left
     assert_eq!(device.status().unwrap().pending_reports, 0);
     let rows: Vec<UsageRow> = s.admin_ok("GET", "/stats/usage", None);
     assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), 3);

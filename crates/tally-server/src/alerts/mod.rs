@@ -92,8 +92,12 @@ pub async fn evaluate_once(state: &AppState) -> Result<Option<i64>, String> {
             "item",
             &item.id,
             Kind::Expiry,
-            expiry_level(item.end, now),
-            format!("({})", crate::portal::when(item.end)),
+            expiry_level(item.end, item.grace_end(), now),
+            format!(
+                "(ends {}, grace until {})",
+                crate::portal::when(item.end),
+                crate::portal::when(item.grace_end())
+            ),
         );
     }
     state

@@ -1,4 +1,5 @@
-//! The SDK protocol: a public hello, then HPKE-sealed authorize and report requests.
+//! The SDK protocol: a public hello, an HPKE-sealed authorization that opens a report session,
+//! and usage reports in that session. Paths of the previous protocol answer `protocol_outdated`.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -14,31 +15,36 @@ use tally_crypto::envelope::ENVELOPE_VERSION;
 use tally_crypto::session::{Direction, SessionKey, TicketContents, TicketKey};
 use tally_proto::ErrorCode;
 use tally_proto::wire::{
-    AuthorizeRequest, Envelope, MAX_REQUEST_SKEW_SECONDS, Reply, ReportRequest, RequestStamp,
-    SealedResponse, ServerHello, SessionEnvelope,
+    AuthorizeRequest, Envelope, MAX_REQUEST_SKEW_SECONDS, PROTOCOL_VERSION, Reply, ReportRequest,
+    RequestStamp, SealedResponse, ServerHello, SessionEnvelope,
 };
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::{api, service};
 
-/// `GET /api/v1/hello`: the server's public identity and the vendor-signed proof of it.
+/// `GET /api/v2/hello`: the server's public identity and the vendor's certificate of it, which
+/// names a license id but no organization, item or quantity.
 pub async fn hello(State(state): State<AppState>) -> Result<axum::Json<ServerHello>, ApiError> {
     let public = state.identity.public();
-    let certificates = state
-        .store
-        .licenses()
-        .await?
-        .into_iter()
-        .map(|l| l.activated_text)
-        .collect();
     Ok(axum::Json(ServerHello {
+        protocol: PROTOCOL_VERSION,
         uuid: public.uuid,
         signing_key: public.signing_key,
         encryption_key: public.encryption_key,
         server_time: state.now(),
-        certificates,
+        certificate: state.server_certificate().await?,
     }))
+}
+
+/// Any path of protocol 1: a plain error an SDK of that version shows its host application.
+pub async fn retired() -> ApiError {
+    ApiError::new(
+        ErrorCode::ProtocolOutdated,
+        format!(
+            "this server speaks protocol {PROTOCOL_VERSION} (paths /api/v{PROTOCOL_VERSION}/…) and no longer protocol 1: update the Tally SDK of this product"
+        ),
+    )
 }
 
 /// `POST /api/v2/authorize`.
@@ -58,23 +64,9 @@ pub async fn authorize(
     .await
 }
 
-/// `POST /api/v1/report`.
-pub async fn report(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    sealed(
-        &state,
-        "report",
-        body,
-        |s, req: ReportRequest, _| async move { service::report::report(&s, req).await },
-    )
-    .await
-}
-
-/// `POST /api/v1/session/report`: a usage report encrypted with the key of a report session (see
+/// `POST /api/v2/session/report`: usage reports encrypted with the key of a report session (see
 /// `tally_crypto::session`). No public-key operation: the ticket carries the session key, sealed
-/// to this server.
+/// to this server, and names the device and handshake code the reports are for.
 pub async fn session_report(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
@@ -84,17 +76,8 @@ pub async fn session_report(
         Err(e) => return e.into_response(),
     };
     let outcome = match api::body::json::<ReportRequest>(&opened.plaintext, ErrorCode::BadRequest) {
-        Ok(req) => match check_skew(&state, &req.stamp) {
-            Ok(())
-                if req.device_uuid != opened.session.1.device_uuid
-                    || req.handshake_code != opened.session.1.handshake_code =>
-            {
-                Err(ApiError::new(
-                    ErrorCode::BadRequest,
-                    "the report names another device or handshake code than its session",
-                ))
-            }
-            Ok(()) => service::report::report(&state, req).await,
+        Ok(req) => match check_skew(&state, req.sent_at) {
+            Ok(()) => service::report::report(&state, &opened.session.1, req).await,
             Err(e) => Err(e),
         },
         Err(e) => Err(e),
@@ -207,11 +190,6 @@ impl Stamped for AuthorizeRequest {
         &self.stamp
     }
 }
-impl Stamped for ReportRequest {
-    fn stamp(&self) -> &RequestStamp {
-        &self.stamp
-    }
-}
 
 /// Opens a sealed request, checks its stamp, runs `handler` and seals the reply. Errors found
 /// before the envelope is opened are answered in plain JSON (there is no key to seal them with);
@@ -255,7 +233,7 @@ fn open(
 
 /// Refuses stamps too far from the server clock, and envelopes already seen.
 fn check_stamp(state: &AppState, stamp: &RequestStamp, replay_id: [u8; 32]) -> ApiResult<()> {
-    check_skew(state, stamp)?;
+    check_skew(state, stamp.sent_at)?;
     let now = state.now();
     // Forgotten once the stamp itself would be refused as stale.
     let forget_after = stamp
@@ -268,15 +246,14 @@ fn check_stamp(state: &AppState, stamp: &RequestStamp, replay_id: [u8; 32]) -> A
     Ok(())
 }
 
-/// Refuses stamps too far from the server clock.
-fn check_skew(state: &AppState, stamp: &RequestStamp) -> ApiResult<()> {
+/// Refuses requests sent (by the client's estimate of the server clock) too far from now.
+fn check_skew(state: &AppState, sent_at: tally_proto::UnixSeconds) -> ApiResult<()> {
     let now = state.now();
-    if (stamp.sent_at - now).abs() > MAX_REQUEST_SKEW_SECONDS {
+    if sent_at.saturating_sub(now).saturating_abs() > MAX_REQUEST_SKEW_SECONDS {
         return Err(ApiError::new(
             ErrorCode::StaleRequest,
             format!(
-                "the request was sent at {} but the server time is {now}; correct the offset and retry",
-                stamp.sent_at
+                "the request was sent at {sent_at} but the server time is {now}; correct the offset and retry"
             ),
         )
         .with_server_time(now));

@@ -165,8 +165,10 @@ async fn licenses_page(state: &AppState, nav: Nav, pasted: String) -> PageResult
         .into_iter()
         .map(|i| {
             let limit = tally_core::admission::device_allowance(i.quantity, i.grace_percent);
-            let (status, status_class) = if now >= i.end {
+            let (status, status_class) = if now >= i.grace_end {
                 ("expired", "bad")
+            } else if now >= i.end {
+                ("ended, in its grace days", "bad")
             } else if now < i.start {
                 ("not started", "")
             } else if i.used >= limit {

@@ -3,8 +3,9 @@
 //! take a quota place atomically, and sign a grant.
 
 use tally_core::admission::{Ask, Decision, Refusal};
-use tally_core::matching::{self, Mismatch};
+use tally_core::matching::{self, Mismatch, Standing};
 use tally_core::resolve::{Target, resolve};
+use tally_core::validity::{local_validity, offline_days};
 use tally_crypto::session::{SessionKey, TicketContents};
 use tally_proto::license::LicenseType;
 use tally_proto::wire::{
@@ -92,11 +93,8 @@ async fn authorize_on(
         _ => return Err(ApiError::plain(ErrorCode::Internal)),
     };
 
-    let buffer_days = req.buffer_days.unwrap_or(state.settings.buffer_days);
-    let mut valid_until = tally_core::validity::grant_valid_until(now, buffer_days, item.end);
-    if let Some(end) = trial_ends {
-        valid_until = valid_until.min(end);
-    }
+    let days = offline_days(item, state.settings.buffer_days, req.buffer_days);
+    let local = local_validity(item, active_until, now, days, trial_ends);
     let concurrent = matches!(
         item.license_type,
         LicenseType::ConcurrentDevice | LicenseType::ConcurrentInstance
@@ -114,9 +112,11 @@ async fn authorize_on(
             modules: item.modules.clone(),
             license_type: item.license_type,
             end: item.end,
+            grace_end: item.grace_end(),
         }],
         issued_at: now,
-        valid_until,
+        valid_until: local.valid_until,
+        renew_at: local.renew_at,
         seat_until: concurrent.then_some(active_until),
     };
     let signed = tally_crypto::grant::sign_grant(&grant, &state.identity.signing)
@@ -183,12 +183,10 @@ fn check_fields(req: &AuthorizeRequest) -> ApiResult<()> {
             validate::text(field, v, 255, ErrorCode::BadRequest)?;
         }
     }
-    if let Some(days) = req.buffer_days
-        && !(tally_proto::MIN_BUFFER_DAYS..=3650).contains(&days)
-    {
+    if req.buffer_days == Some(0) {
         return Err(ApiError::new(
             ErrorCode::BadRequest,
-            "buffer_days: between 7 and 3650",
+            "buffer_days: at least 1 (it can only lower the offline days the license allows)",
         ));
     }
     if let Some(n) = req.instances
@@ -225,24 +223,27 @@ async fn check_access(
     })
 }
 
-/// The items of the code that serve the request, in consumption order, with their license ids.
+/// The items of the code that serve the request, in consumption order, with their license ids:
+/// current items first, then items in their grace after the end.
 fn matching_items(
     handshake: &HandshakeRow,
     req: &AuthorizeRequest,
     now: UnixSeconds,
 ) -> ApiResult<(Vec<tally_proto::license::LicenseItem>, Vec<String>)> {
     let mut best_mismatch = None;
-    let mut candidates = Vec::new();
-    let mut licenses_of = Vec::new();
+    let mut serving = Vec::new();
     for (license_id, item) in &handshake.items {
         match matching::check(item, &req.product, req.version, &req.modules, now) {
-            Ok(()) => {
-                candidates.push(item.clone());
-                licenses_of.push(license_id.clone());
-            }
+            Ok(standing) => serving.push((standing, license_id, item)),
             Err(m) => best_mismatch = best_mismatch.max(Some(m)),
         }
     }
+    // Stable: the consumption order holds within each standing.
+    serving.sort_by_key(|(standing, ..)| *standing == Standing::Grace);
+    let (licenses_of, candidates): (Vec<String>, Vec<tally_proto::license::LicenseItem>) = serving
+        .into_iter()
+        .map(|(_, license_id, item)| (license_id.clone(), item.clone()))
+        .unzip();
     if candidates.is_empty() {
         return Err(match best_mismatch {
             Some(Mismatch::Expired) => ApiError::plain(ErrorCode::LicenseExpired),

@@ -22,6 +22,12 @@ pub async fn import(state: &AppState, text: &str) -> ApiResult<ImportedLicense> 
                 "this is an issued license file; send this server's activation request to the vendor and import the activated file it returns",
             ));
         }
+        Some(DocumentKind::ServerCertificate) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidLicenseFile,
+                "this is a server certificate; import the activated license file that contains it",
+            ));
+        }
         None => {
             return Err(ApiError::new(
                 ErrorCode::InvalidLicenseFile,
@@ -70,6 +76,12 @@ pub async fn items(state: &AppState) -> ApiResult<Vec<ItemView>> {
     Ok(rows
         .into_iter()
         .map(|r| ItemView {
+            grace_end: r.item.grace_end(),
+            offline_days: tally_core::validity::offline_days(
+                &r.item,
+                state.settings.buffer_days,
+                None,
+            ),
             item_id: r.item.id,
             license_id: r.license_id,
             organization: r.organization,

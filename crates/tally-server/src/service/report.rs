@@ -1,82 +1,137 @@
-//! Usage reports: validated, then recorded exactly once per report id.
+//! Usage reports of a report session, judged report by report: a malformed report is refused for
+//! good without holding back the others, a report whose slice lies ahead of the server's clock is
+//! counted in the present slice, and the rest is recorded exactly once per report id — if the
+//! device still holds a live place on the session's handshake code.
 
-use tally_proto::ErrorCode;
+use tally_core::reporting::counted_slice;
+use tally_crypto::session::TicketContents;
 use tally_proto::wire::{
-    MAX_FEATURES_PER_REPORT, MAX_REPORTS_PER_REQUEST, ReportRequest, ReportResponse,
+    MAX_FEATURES_PER_REPORT, MAX_REPORTS_PER_REQUEST, RefusedReport, ReportRequest, ReportResponse,
+    UsageReport,
 };
-use tally_store::{ReportBatch, ReportRow};
+use tally_proto::{ErrorCode, UnixSeconds};
+use tally_store::{ReportBatch, ReportResult, ReportRow};
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::service::validate;
 
-/// Reports about slices further in the future than this are refused.
-const MAX_FUTURE_SECONDS: i64 = 600;
-
-pub async fn report(state: &AppState, req: ReportRequest) -> ApiResult<ReportResponse> {
+/// Records the reports of `req`, sent in the session of `session` (its device and code).
+pub async fn report(
+    state: &AppState,
+    session: &TicketContents,
+    req: ReportRequest,
+) -> ApiResult<ReportResponse> {
     let now = state.now();
-    validate::identifier("device_uuid", &req.device_uuid, ErrorCode::BadRequest)?;
-    validate::identifier("handshake_code", &req.handshake_code, ErrorCode::BadRequest)?;
     if req.reports.len() > MAX_REPORTS_PER_REQUEST {
         return Err(ApiError::new(
             ErrorCode::BadRequest,
             format!("reports: at most {MAX_REPORTS_PER_REQUEST} per request"),
         ));
     }
-    let handshake = state
-        .store
-        .handshake(&req.handshake_code)
-        .await?
-        .ok_or_else(|| ApiError::plain(ErrorCode::UnknownHandshakeCode))?;
-    if !req.organization.is_empty() && req.organization != handshake.organization {
-        return Err(ApiError::plain(ErrorCode::HandshakeOrganizationMismatch));
-    }
-    let latest_slice = tally_proto::slice::slice_of(now + MAX_FUTURE_SECONDS);
     let mut rows = Vec::with_capacity(req.reports.len());
+    let mut refused = Vec::new();
     for r in req.reports {
-        validate::identifier("report_id", &r.report_id, ErrorCode::BadRequest)?;
-        if r.slice > latest_slice {
-            return Err(ApiError::new(
-                ErrorCode::BadRequest,
-                format!("report {}: its slice lies in the future", r.report_id),
-            ));
+        match judge(r, now) {
+            Ok(row) => rows.push(row),
+            Err(r) => refused.push(r),
         }
-        if r.counts.len() > MAX_FEATURES_PER_REPORT {
-            return Err(ApiError::new(
-                ErrorCode::BadRequest,
-                format!(
-                    "report {}: at most {MAX_FEATURES_PER_REPORT} features",
-                    r.report_id
-                ),
-            ));
-        }
-        for (feature, count) in &r.counts {
-            validate::feature(feature)?;
-            if *count > i64::MAX as u64 / 2 {
-                return Err(ApiError::new(
-                    ErrorCode::BadRequest,
-                    format!("feature `{feature}`: count too large"),
-                ));
-            }
-        }
-        rows.push(ReportRow {
-            report_id: r.report_id,
-            slice: r.slice,
-            counts: r.counts,
-        });
     }
-    let outcome = state
+    let outcome = match state
         .store
         .record_reports(ReportBatch {
-            device_uuid: req.device_uuid,
-            handshake_code: handshake.code,
+            device_uuid: session.device_uuid.clone(),
+            handshake_code: session.handshake_code.clone(),
             reports: rows,
             received_at: now,
         })
-        .await?;
+        .await?
+    {
+        ReportResult::Recorded(outcome) => outcome,
+        ReportResult::NoLivePlace => {
+            return Err(ApiError::plain(ErrorCode::NoLivePlace).with_server_time(now));
+        }
+    };
     Ok(ReportResponse {
         accepted: outcome.accepted,
         duplicates: outcome.duplicates,
+        refused,
+        exhausted: outcome.exhausted,
         server_time: now,
     })
+}
+
+/// One report: a row to record, or why it can never be counted.
+fn judge(r: UsageReport, now: UnixSeconds) -> Result<ReportRow, RefusedReport> {
+    let refuse = |r: &UsageReport, e: ApiError| RefusedReport {
+        report_id: r.report_id.chars().take(64).collect(),
+        code: e.code.code(),
+        message: e.message,
+    };
+    let problem = validate::identifier("report_id", &r.report_id, ErrorCode::BadRequest)
+        .err()
+        .or_else(|| {
+            (r.slice < 0).then(|| ApiError::new(ErrorCode::BadRequest, "slice: before 1970"))
+        })
+        .or_else(|| {
+            (r.counts.len() > MAX_FEATURES_PER_REPORT).then(|| {
+                ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("at most {MAX_FEATURES_PER_REPORT} features"),
+                )
+            })
+        })
+        .or_else(|| {
+            r.counts.iter().find_map(|(feature, count)| {
+                validate::feature(feature).err().or_else(|| {
+                    (*count > i64::MAX as u64 / 2).then(|| {
+                        ApiError::new(
+                            ErrorCode::BadRequest,
+                            format!("feature `{feature}`: count too large"),
+                        )
+                    })
+                })
+            })
+        });
+    if let Some(e) = problem {
+        return Err(refuse(&r, e));
+    }
+    Ok(ReportRow {
+        slice: counted_slice(r.slice, now),
+        report_id: r.report_id,
+        counts: r.counts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn report(id: &str, slice: i64, counts: &[(&str, u64)]) -> UsageReport {
+        UsageReport {
+            report_id: id.into(),
+            slice,
+            counts: counts
+                .iter()
+                .map(|(f, n)| ((*f).to_owned(), *n))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    #[test]
+    fn each_report_is_judged_on_its_own() {
+        let now = 180 * 1000;
+        let row = judge(report("r1", 999, &[("scan", 2)]), now).unwrap();
+        assert_eq!(row.slice, 999);
+        let ahead = judge(report("r2", 5000, &[("scan", 2)]), now).unwrap();
+        assert_eq!(ahead.slice, 1000, "counted in the present slice");
+        let bad = judge(report("r3", 999, &[("has space", 1)]), now).unwrap_err();
+        assert_eq!(bad.report_id, "r3");
+        assert_eq!(bad.code, ErrorCode::BadRequest.code());
+        let huge = judge(report("r4", 999, &[("scan", u64::MAX)]), now).unwrap_err();
+        assert!(huge.message.contains("too large"), "{}", huge.message);
+        assert!(judge(report("", 999, &[]), now).is_err());
+        assert!(judge(report("r5", -1, &[]), now).is_err());
+    }
 }

@@ -33,6 +33,8 @@ fn item(id: &str, quantity: u64) -> LicenseItem {
         grace_percent: 0,
         active_window: ActiveWindow::Hours24,
         metric: None,
+        max_offline_days: None,
+        grace_days: None,
     }
 }
 
@@ -67,6 +69,30 @@ fn admit(device: &str, candidates: Vec<LicenseItem>, now: i64) -> AdmitRequest {
         candidates,
         ask: tally_core::admission::Ask::default(),
         now,
+    }
+}
+
+/// Imports a per-device license of `org` and registers `devices` on its default code at `NOW`,
+/// so that they may report usage.
+async fn registered(store: &SqliteStore, org: &str, devices: &[&str]) {
+    let held = item(&format!("{org}-item"), 100);
+    store
+        .import_license(new_license(&format!("L-{org}"), org, vec![held.clone()]))
+        .await
+        .unwrap();
+    for device in devices {
+        let mut request = admit(device, vec![held.clone()], NOW);
+        request.handshake_code = format!("{org}-default");
+        let admission = store.admit_device(request).await.unwrap();
+        assert!(matches!(admission.decision, Decision::Admit { .. }));
+    }
+}
+
+/// The outcome of a batch the store recorded.
+fn recorded(result: ReportResult) -> ReportOutcome {
+    match result {
+        ReportResult::Recorded(outcome) => outcome,
+        ReportResult::NoLivePlace => panic!("the device held no live place"),
     }
 }
 
@@ -268,6 +294,7 @@ async fn simultaneous_admissions_never_exceed_the_quota() {
 async fn reports_count_once_per_id() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
+    registered(&store, "acme", &["d1"]).await;
     let slice = NOW / 180;
     let batch = |ids: &[&str]| ReportBatch {
         device_uuid: "d1".into(),
@@ -282,9 +309,9 @@ async fn reports_count_once_per_id() {
             .collect(),
         received_at: NOW,
     };
-    let first = store.record_reports(batch(&["r1", "r2"])).await.unwrap();
+    let first = recorded(store.record_reports(batch(&["r1", "r2"])).await.unwrap());
     assert_eq!(first.accepted, ["r1", "r2"]);
-    let second = store.record_reports(batch(&["r2", "r3"])).await.unwrap();
+    let second = recorded(store.record_reports(batch(&["r2", "r3"])).await.unwrap());
     assert_eq!(
         (second.accepted.as_slice(), second.duplicates.as_slice()),
         (&["r3".to_string()][..], &["r2".to_string()][..])

@@ -53,6 +53,8 @@ fn item(license_type: LicenseType, grace: u8) -> LicenseItem {
         grace_percent: grace,
         active_window: ActiveWindow::Hours24,
         metric: None,
+        max_offline_days: None,
+        grace_days: None,
     }
 }
 

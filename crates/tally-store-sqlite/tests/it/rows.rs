@@ -21,6 +21,8 @@ fn detailed(id: &str) -> LicenseItem {
         grace_percent: 5,
         active_window: ActiveWindow::Days90,
         metric: Some("scan".into()),
+        max_offline_days: Some(30),
+        grace_days: Some(14),
     }
 }
 

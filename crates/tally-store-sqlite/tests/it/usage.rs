@@ -6,7 +6,7 @@ use tally_core::admission::{Decision, Refusal};
 use tally_proto::license::{ActiveWindow, LicenseType};
 use tally_store::*;
 
-use super::{NOW, admit, item, new_license, open};
+use super::{NOW, admit, item, new_license, open, recorded, registered};
 
 /// A test report: id, slice and `(feature, count)` pairs.
 type Report<'a> = (&'a str, i64, &'a [(&'a str, u64)]);
@@ -47,6 +47,8 @@ fn daily(rows: &[DailyUsage]) -> Vec<(i64, &str, &str, u64)> {
 async fn counts_land_in_their_day_and_feature_and_filters_apply() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
+    registered(&store, "acme", &["d1"]).await;
+    registered(&store, "other", &["d2"]).await;
     let day = NOW.div_euclid(86_400);
     let first_slice = day * 480;
     store
@@ -63,7 +65,7 @@ async fn counts_land_in_their_day_and_feature_and_filters_apply() {
         .await
         .unwrap();
     let mut other = batch("d2", &[("r4", first_slice, &[("scan", 100)])], NOW);
-    other.handshake_code = "other".into();
+    other.handshake_code = "other-default".into();
     store.record_reports(other).await.unwrap();
 
     let all = store.usage_by_day(UsageFilter::default()).await.unwrap();
@@ -72,7 +74,7 @@ async fn counts_land_in_their_day_and_feature_and_filters_apply() {
         [
             (day, "acme-default", "page", 1),
             (day, "acme-default", "scan", 5),
-            (day, "other", "scan", 100),
+            (day, "other-default", "scan", 100),
             (day + 1, "acme-default", "scan", 7),
         ]
     );
@@ -92,11 +94,14 @@ async fn counts_land_in_their_day_and_feature_and_filters_apply() {
         .usage_by_day(UsageFilter {
             from_day: None,
             to_day: Some(day),
-            handshake_code: Some("other".into()),
+            handshake_code: Some("other-default".into()),
         })
         .await
         .unwrap();
-    assert_eq!(daily(&first_day_of_code), [(day, "other", "scan", 100)]);
+    assert_eq!(
+        daily(&first_day_of_code),
+        [(day, "other-default", "scan", 100)]
+    );
 
     let hours = store
         .usage_by_hour(UsageFilter {
@@ -124,6 +129,7 @@ async fn counts_land_in_their_day_and_feature_and_filters_apply() {
 async fn days_before_the_epoch_are_floored() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
+    registered(&store, "acme", &["d1"]).await;
     store
         .record_reports(batch("d1", &[("r1", -1, &[("scan", 1)])], NOW))
         .await
@@ -136,15 +142,18 @@ async fn days_before_the_epoch_are_floored() {
 async fn the_same_report_sent_concurrently_counts_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
+    registered(&store, "acme", &["d1"]).await;
     let slice = NOW / 180;
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let store = store.clone();
             tokio::spawn(async move {
-                store
-                    .record_reports(batch("d1", &[("r1", slice, &[("scan", 4)])], NOW))
-                    .await
-                    .unwrap()
+                recorded(
+                    store
+                        .record_reports(batch("d1", &[("r1", slice, &[("scan", 4)])], NOW))
+                        .await
+                        .unwrap(),
+                )
             })
         })
         .collect();
@@ -238,4 +247,86 @@ async fn usage_is_charged_to_the_per_usage_item_the_device_holds() {
     let mut after = used(store.items(later).await.unwrap());
     after.sort();
     assert_eq!(after, [("long".into(), 5), ("short".into(), 3)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_without_a_live_place_on_the_code_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    registered(&store, "acme", &["d1"]).await;
+    let slice = NOW / 180;
+    for (device, code) in [("stranger", "acme-default"), ("d1", "another-code")] {
+        let mut b = batch(device, &[("r1", slice, &[("scan", 1_000_000)])], NOW);
+        b.handshake_code = code.into();
+        assert_eq!(
+            store.record_reports(b).await.unwrap(),
+            ReportResult::NoLivePlace
+        );
+    }
+    // The 24-hour registration of d1 lapses: its reports are refused from then on.
+    let later = NOW + 86_400 + 1;
+    assert_eq!(
+        store
+            .record_reports(batch("d1", &[("r2", later / 180, &[("scan", 1)])], later))
+            .await
+            .unwrap(),
+        ReportResult::NoLivePlace
+    );
+    assert!(
+        store
+            .usage_by_day(UsageFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let fresh = recorded(
+        store
+            .record_reports(batch("d1", &[("r3", slice, &[("scan", 2)])], NOW))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(fresh.accepted, ["r3"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reply_names_a_per_usage_item_once_it_is_used_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut metered = item("m", 100);
+    metered.license_type = LicenseType::PerUsage;
+    metered.grace_percent = 5;
+    store
+        .import_license(new_license("L1", "acme", vec![metered.clone()]))
+        .await
+        .unwrap();
+    store
+        .admit_device(admit("d1", vec![metered], NOW))
+        .await
+        .unwrap();
+    let slice = NOW / 180;
+    let below = recorded(
+        store
+            .record_reports(batch("d1", &[("r1", slice, &[("scan", 104)])], NOW))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        below.exhausted.is_empty(),
+        "104 of 100 + 5 % is still allowed"
+    );
+    let at = recorded(
+        store
+            .record_reports(batch("d1", &[("r2", slice, &[("scan", 1)])], NOW))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(at.exhausted, ["m"]);
+    // Later reports (usage counted offline before the device knew) still count, and say so.
+    let after = recorded(
+        store
+            .record_reports(batch("d1", &[("r3", slice, &[("scan", 3)])], NOW))
+            .await
+            .unwrap(),
+    );
+    assert_eq!((after.accepted.len(), after.exhausted.len()), (1, 1));
 }
