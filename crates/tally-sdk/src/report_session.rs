@@ -113,6 +113,10 @@ impl Client {
         let Some(mut session) = lock.read::<StoredSession>(SESSION)? else {
             return Ok(None);
         };
+        // A session opened with a server this configuration no longer names is not used.
+        if !self.config.servers.contains(&session.base) {
+            return Ok(None);
+        }
         let sent_at = self.clock.now().saturating_add(session.offset);
         let key = tally_crypto::b64_decode(&session.key)
             .ok()

@@ -157,7 +157,7 @@ impl Shared {
                     .seal(Direction::ToServer, seq, &s.ticket, &plain)
                     .map_err(|e| e.to_string())?;
                 let body = serde_json::to_vec(&SessionEnvelope {
-                    v: 1,
+                    v: tally_proto::wire::PROTOCOL_VERSION,
                     ticket: s.ticket.clone(),
                     seq,
                     ct,

@@ -273,7 +273,6 @@ fn the_load_generator_runs_every_phase_without_errors() {
         "crypto only (baseline)",
         "authorize",
         "usage report (session)",
-        "usage report (sealed)",
         "authorize at half peak",
         "usage report at half peak",
     ] {

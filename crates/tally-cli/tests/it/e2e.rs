@@ -134,7 +134,8 @@ fn refusals_carry_stable_codes() {
         ErrorCode::TrialUnavailable
     );
 
-    s.clock.advance(366 * DAY);
+    // Past the end and its 7 days of grace.
+    s.clock.advance(373 * DAY);
     assert_eq!(
         refusal(client(&s, config(&s, "late")).authorize()),
         ErrorCode::LicenseExpired

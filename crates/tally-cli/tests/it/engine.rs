@@ -155,7 +155,8 @@ fn expired_and_future_items_do_not_authorize() {
     );
     s.clock.advance(DAY);
     device(&s, "a").authorize().unwrap();
-    s.clock.advance(366 * DAY);
+    // Past the end and its 7 days of grace.
+    s.clock.advance(373 * DAY);
     assert_eq!(
         refusal(device(&s, "a").authorize()),
         ErrorCode::LicenseExpired

@@ -202,7 +202,7 @@ fn malformed_bodies_get_clear_errors() {
         );
     }
     let huge = vec![b'x'; 300 * 1024];
-    let (status, text) = post_raw(&s, "/api/v1/report", &huge);
+    let (status, text) = post_raw(&s, PATH_SESSION_REPORT, &huge);
     assert_eq!(status, 413);
     let err: ErrorBody = serde_json::from_str(&text).unwrap();
     assert_eq!(err.name, "payload_too_large");
@@ -326,6 +326,9 @@ fn a_session_is_bound_to_its_server_device_time_and_bytes() {
     let s = licensed_server();
     let (session, key) = open_session(&s, "device-1");
     let t = session.ticket.as_str();
+    let first = session_report_request(&s, "r-1");
+    let (status, _) = post_raw(&s, PATH_SESSION_REPORT, &session_body(t, 1, &key, &first));
+    assert_eq!(status, 200);
     // A ticket that copies the id of a known session but not its key cannot speak for it.
     let forged_key = SessionKey::from_bytes([7; 32]);
     let forged_ticket = format!("{}{}", &t[..32], "A".repeat(t.len() - 32));
@@ -376,7 +379,11 @@ fn a_session_is_bound_to_its_server_device_time_and_bytes() {
         (401, "session_expired".to_string())
     );
     let stats: Vec<tally_proto::admin::UsageRow> = s.admin_ok("GET", "/stats/usage", None);
-    assert!(stats.is_empty(), "{stats:?}");
+    assert_eq!(
+        stats.iter().map(|d| d.count).sum::<u64>(),
+        2,
+        "only the first, genuine report: {stats:?}"
+    );
 }
 
 #[test]
