@@ -10,5 +10,6 @@ mod common;
 mod e2e;
 mod engine;
 mod import;
+mod passwords;
 mod portal;
 mod protocol;
