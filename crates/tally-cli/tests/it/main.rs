@@ -11,5 +11,6 @@ mod e2e;
 mod engine;
 mod import;
 mod limits;
+mod passwords;
 mod portal;
 mod protocol;

@@ -205,7 +205,7 @@ pub async fn setup(
     if let Err(msg) = check_new_password(&form.password, &form.confirm) {
         return Ok(fail(form.token, &msg));
     }
-    let hash = password::hash(&form.password)?;
+    let hash = password::hash(&state, &form.password).await?;
     state.store.put_setting(PASSWORD_KEY, &hash).await?;
     audit(
         &state,
@@ -258,7 +258,7 @@ pub async fn login(
     if state.login_throttled() {
         return Ok(fail("Too many wrong attempts: wait a few minutes."));
     }
-    if !password::verify(&form.password, &hash) {
+    if !password::verify(&state, &form.password, &hash).await? {
         state.login_failed();
         audit(&state, "portal.login_failed", "wrong password".into()).await;
         return Ok(fail("Wrong password."));
@@ -350,7 +350,7 @@ pub async fn change_password(
         .get_setting(PASSWORD_KEY)
         .await?
         .unwrap_or_default();
-    if !password::verify(&form.current, &stored) {
+    if !password::verify(&state, &form.current, &stored).await? {
         nav.error = Some("The current password is wrong.".into());
         return Ok(render(&AccountPage { nav }));
     }
@@ -360,7 +360,7 @@ pub async fn change_password(
     }
     state
         .store
-        .put_setting(PASSWORD_KEY, &password::hash(&form.password)?)
+        .put_setting(PASSWORD_KEY, &password::hash(&state, &form.password).await?)
         .await?;
     state.store.delete_all_sessions().await?;
     audit(

@@ -66,7 +66,7 @@ pub async fn update(
                     "session_password: 8 to 255 characters",
                 ));
             }
-            Some(Some(password::hash(p).map_err(|e| {
+            Some(Some(password::hash(state, p).await.map_err(|e| {
                 tracing::error!(error = %e, "hashing a session password failed");
                 ApiError::plain(ErrorCode::Internal)
             })?))
