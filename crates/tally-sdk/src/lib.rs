@@ -7,24 +7,30 @@
 //!     "/var/lib/myapp/license",
 //!     "scanner",
 //! );
-//! let client = tally_sdk::Client::new(config)?;
+//! let client = std::sync::Arc::new(tally_sdk::Client::new(config)?);
 //! let auth = client.authorize()?; // `auth.cached` is true when no server answered
+//! let _background = client.spawn_background(tally_sdk::DEFAULT_REPORT_INTERVAL)?;
 //! client.record_usage("scan", 1)?;
-//! client.flush()?;
+//! client.check()?; // may the product run now? (no network)
 //! # Ok::<(), tally_sdk::SdkError>(())
 //! ```
 //!
 //! * [`Client::authorize`] asks the servers in order (main, then standbys) and verifies the chain
-//!   vendor key → activated license ("certificate") → server keys → signed grant → granted items.
-//!   A server refusal is returned with its stable code. Only when no server gives an answer
-//!   (transport failure, or a server that cannot show a vendor activation for its keys) is the
-//!   cached grant used: verified again, before its `valid_until`, with the clock not turned back;
-//!   the result then says `cached` with the warning `1001 cached_grant_used`.
+//!   vendor key → server certificate (the hello) → activated license → server keys → signed
+//!   grant → granted items. A server refusal is returned with its stable code; a sealed refusal
+//!   that denies this device the license makes the SDK forget its grant. Only when no server gives
+//!   an answer (transport failure, or a server that cannot show a vendor certificate for its keys)
+//!   is the held grant used: verified again, before its `valid_until`, with the clock not turned
+//!   back; the result then says `cached` with the warning `1001 cached_grant_used`.
+//! * A grant's `valid_until` depends on the license type (a concurrent seat's end plus a minute,
+//!   the end of the UTC day, or the offline days the license allows); [`Client::check`] judges the
+//!   held grant locally, and [`Client::spawn_background`] renews it at its `renew_at` and sends
+//!   usage reports, so the host only records usage and checks.
 //! * [`Client::record_usage`] counts per 3-minute UTC slice, durably before it returns. A closed
 //!   slice becomes a report whose id (UUID v7) never changes, so the server counts it once
-//!   however often [`Client::flush`] retries it. Unsent reports are kept 30 days. After an
-//!   authorization, reports travel in its report session (symmetric encryption, no public-key
-//!   work); without one they are sealed to the server key like an authorization.
+//!   however often [`Client::flush`] retries it. Unsent reports are kept 30 days. Reports travel
+//!   in the report session an authorization opened (symmetric encryption, no public-key work);
+//!   without one, flush authorizes first.
 //! * Errors are [`SdkError`]s with the stable codes of `docs/error-codes.md`.
 //!
 //! The state directory holds, each file replaced atomically and accessed under a lock shared by
@@ -34,6 +40,8 @@
 //! | --- | --- |
 //! | `device-id` | the random device UUID ([`DeviceIdMode::Random`]) |
 //! | `grant.json` | the last verified signed grant, its certificates and the server identity |
+//! | `session.json` | the report session: server, ticket, session key, last message number |
+//! | `refusal.json` | why the server last refused this device for good (the grant was forgotten) |
 //! | `clock.json` | the highest device clock reading seen (rollback detection) |
 //! | `usage.json` | the open slice's counters and the reports not yet acknowledged |
 //! | `lock` | empty; the advisory lock |

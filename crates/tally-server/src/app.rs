@@ -48,7 +48,7 @@ pub struct Inner {
     /// Internal errors on their way to the admin (see [`crate::alerts`]).
     errors: tokio::sync::mpsc::UnboundedSender<String>,
     /// Imported licenses as the protocol shows them (read once, forgotten on import).
-    certificates: std::sync::RwLock<Option<std::sync::Arc<Proofs>>>,
+    proofs: std::sync::RwLock<Option<std::sync::Arc<Proofs>>>,
     error_receiver: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
 }
 
@@ -110,7 +110,7 @@ impl AppState {
             setup_token: tally_crypto::random_id().map_err(|e| e.to_string())?,
             failed_logins: std::sync::Mutex::new(Vec::new()),
             errors,
-            certificates: std::sync::RwLock::new(None),
+            proofs: std::sync::RwLock::new(None),
             error_receiver: std::sync::Mutex::new(Some(error_receiver)),
         })))
     }
@@ -142,7 +142,7 @@ impl AppState {
 
     async fn proofs(&self) -> Result<std::sync::Arc<Proofs>, tally_store::StoreError> {
         if let Some(proofs) = self
-            .certificates
+            .proofs
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
@@ -165,13 +165,13 @@ impl AppState {
                 .collect(),
             certificate,
         });
-        *self.certificates.write().unwrap_or_else(|p| p.into_inner()) = Some(proofs.clone());
+        *self.proofs.write().unwrap_or_else(|p| p.into_inner()) = Some(proofs.clone());
         Ok(proofs)
     }
 
     /// Forgets the cached license files (a license was imported).
     pub fn licenses_changed(&self) {
-        *self.certificates.write().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.proofs.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Tells the admin about an internal error (failed write, failed background job).
