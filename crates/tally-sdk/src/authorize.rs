@@ -29,7 +29,7 @@ pub struct Authorization {
 }
 
 /// The last verified grant with everything needed to verify it again offline, as `grant.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct CachedGrant {
     pub grant: SignedGrant,
     pub certificates: Vec<String>,
@@ -240,16 +240,27 @@ impl Client {
 
     /// The held grant verified again: `None` when nothing is held; the inner result is the
     /// verification (`GrantInvalid`).
+    /// The file is read each time (another process may have replaced it); its signatures are
+    /// verified again only when it differs from the one verified last.
     pub(crate) fn cached_grant(&self, lock: &StateLock<'_>) -> SdkResult<Option<SdkResult<Grant>>> {
-        Ok(lock.read::<CachedGrant>(GRANT)?.map(|cache| {
-            verify::grant(
-                &self.vendor,
-                &cache.server,
-                &cache.certificates,
-                &cache.grant,
-                &self.device_uuid,
-            )
-        }))
+        let Some(cache) = lock.read::<CachedGrant>(GRANT)? else {
+            return Ok(None);
+        };
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((known, grant)) = verified.as_ref()
+            && *known == cache
+        {
+            return Ok(Some(Ok(grant.clone())));
+        }
+        let result = verify::grant(
+            &self.vendor,
+            &cache.server,
+            &cache.certificates,
+            &cache.grant,
+            &self.device_uuid,
+        );
+        *verified = result.as_ref().ok().map(|g| (cache, g.clone()));
+        Ok(Some(result))
     }
 }
 

@@ -27,6 +27,8 @@ pub struct Client {
     pub(crate) device_uuid: String,
     /// One flush at a time, without blocking `record_usage` while reports travel.
     pub(crate) flushing: Mutex<()>,
+    /// The held grant as last verified, so that frequent checks do not verify signatures again.
+    pub(crate) verified: Mutex<Option<(crate::authorize::CachedGrant, tally_proto::wire::Grant)>>,
 }
 
 /// A summary of the cached grant.
@@ -85,6 +87,7 @@ impl Client {
             state,
             device_uuid,
             flushing: Mutex::new(()),
+            verified: Mutex::new(None),
         })
     }
 

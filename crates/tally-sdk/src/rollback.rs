@@ -11,6 +11,11 @@ use crate::state::{CLOCK, StateLock};
 /// Clock corrections smaller than this (NTP steps, slightly different sources) are no rollback.
 pub const ROLLBACK_TOLERANCE_SECONDS: i64 = 300;
 
+/// The mark is written only when the clock moved at least this far past it, so that frequent
+/// calls (`check`, `record_usage`) do not each write a file; detection stays well within the
+/// tolerance.
+const MARK_STEP_SECONDS: i64 = 60;
+
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 struct ClockMark {
     high_water: UnixSeconds,
@@ -19,7 +24,7 @@ struct ClockMark {
 /// Records `now` and returns the highest reading seen before it.
 pub fn observe(lock: &StateLock<'_>, now: UnixSeconds) -> SdkResult<UnixSeconds> {
     let mark = lock.read::<ClockMark>(CLOCK)?.unwrap_or_default();
-    if now > mark.high_water {
+    if now >= mark.high_water.saturating_add(MARK_STEP_SECONDS) || mark.high_water == 0 {
         lock.write(CLOCK, &ClockMark { high_water: now })?;
     }
     Ok(mark.high_water)
@@ -59,6 +64,10 @@ mod tests {
         assert_eq!(observe(&lock, 500).unwrap(), 1000);
         assert_eq!(observe(&lock, 2000).unwrap(), 1000);
         assert_eq!(observe(&lock, 0).unwrap(), 2000);
+        // Small steps forward are not written each time.
+        assert_eq!(observe(&lock, 2059).unwrap(), 2000);
+        assert_eq!(observe(&lock, 2060).unwrap(), 2000);
+        assert_eq!(observe(&lock, 2061).unwrap(), 2060);
         reset(&lock, 10).unwrap();
         assert_eq!(observe(&lock, 10).unwrap(), 10);
     }
