@@ -95,6 +95,7 @@ impl AppState {
         };
         let (errors, error_receiver) = tokio::sync::mpsc::unbounded_channel();
         let tickets = tally_crypto::session::TicketKey::for_server(&identity.signing);
+        let passwords = crate::service::password::PasswordGuard::new(clock.clone())?;
         Ok(Self(Arc::new(Inner {
             store,
             clock,
@@ -106,7 +107,7 @@ impl AppState {
             sessions: SessionWindows::default(),
             outcomes: crate::outcomes::OutcomeTally::default(),
             tickets,
-            passwords: crate::service::password::PasswordGuard::new()?,
+            passwords,
             setup_token: tally_crypto::random_id().map_err(|e| e.to_string())?,
             failed_logins: std::sync::Mutex::new(Vec::new()),
             errors,

@@ -63,44 +63,42 @@ pub async fn report(
 
 /// One report: a row to record, or why it can never be counted.
 fn judge(r: UsageReport, now: UnixSeconds) -> Result<ReportRow, RefusedReport> {
-    let refuse = |r: &UsageReport, e: ApiError| RefusedReport {
-        report_id: r.report_id.chars().take(64).collect(),
-        code: e.code.code(),
-        message: e.message,
-    };
-    let problem = validate::identifier("report_id", &r.report_id, ErrorCode::BadRequest)
-        .err()
-        .or_else(|| {
-            (r.slice < 0).then(|| ApiError::new(ErrorCode::BadRequest, "slice: before 1970"))
-        })
-        .or_else(|| {
-            (r.counts.len() > MAX_FEATURES_PER_REPORT).then(|| {
-                ApiError::new(
-                    ErrorCode::BadRequest,
-                    format!("at most {MAX_FEATURES_PER_REPORT} features"),
-                )
-            })
-        })
-        .or_else(|| {
-            r.counts.iter().find_map(|(feature, count)| {
-                validate::feature(feature).err().or_else(|| {
-                    (*count > i64::MAX as u64 / 2).then(|| {
-                        ApiError::new(
-                            ErrorCode::BadRequest,
-                            format!("feature `{feature}`: count too large"),
-                        )
-                    })
-                })
-            })
+    if let Err(e) = well_formed(&r) {
+        return Err(RefusedReport {
+            report_id: r.report_id.chars().take(64).collect(),
+            code: e.code.code(),
+            message: e.message,
         });
-    if let Some(e) = problem {
-        return Err(refuse(&r, e));
     }
     Ok(ReportRow {
         slice: counted_slice(r.slice, now),
         report_id: r.report_id,
         counts: r.counts,
     })
+}
+
+/// What makes a report impossible to count, whenever it is sent.
+fn well_formed(r: &UsageReport) -> ApiResult<()> {
+    validate::identifier("report_id", &r.report_id, ErrorCode::BadRequest)?;
+    if r.slice < 0 {
+        return Err(ApiError::new(ErrorCode::BadRequest, "slice: before 1970"));
+    }
+    if r.counts.len() > MAX_FEATURES_PER_REPORT {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("at most {MAX_FEATURES_PER_REPORT} features"),
+        ));
+    }
+    for (feature, count) in &r.counts {
+        validate::feature(feature)?;
+        if *count > i64::MAX as u64 / 2 {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!("feature `{feature}`: count too large"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

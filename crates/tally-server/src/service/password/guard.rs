@@ -3,9 +3,8 @@
 //! throttled, whatever guessers do), then the throttle, and only then Argon2.
 
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use governor::Quota;
 use tally_proto::ErrorCode;
 
 use super::pool::Argon2Pool;
@@ -18,20 +17,16 @@ use crate::error::{ApiError, ApiResult};
 pub struct PasswordGuard {
     remembered: Remembered,
     argon2: Argon2Pool,
-    /// Per source address, per handshake code.
-    quotas: (Quota, Quota),
-    /// Made on first use: it runs on the server's clock, which `AppState` holds and `new` is not
-    /// given.
-    throttle: OnceLock<Throttle>,
+    /// Per source address and per handshake code, on the server's clock.
+    throttle: Throttle,
 }
 
 impl PasswordGuard {
-    pub fn new() -> Result<Self, String> {
+    pub fn new(clock: Arc<dyn tally_core::Clock>) -> Result<Self, String> {
         Ok(Self {
             remembered: Remembered::new()?,
             argon2: Argon2Pool::new(),
-            quotas: (PER_SOURCE.quota()?, PER_CODE.quota()?),
-            throttle: OnceLock::new(),
+            throttle: Throttle::new(clock, PER_SOURCE.quota()?, PER_CODE.quota()?),
         })
     }
 
@@ -51,10 +46,9 @@ impl PasswordGuard {
     }
 
     /// Checks the session password `given` for `code`, whose stored hash is `stored`, asked from
-    /// `source`, with time from `clock`.
+    /// `source`.
     pub async fn check(
         &self,
-        clock: &Arc<dyn tally_core::Clock>,
         code: &str,
         stored: &str,
         given: &str,
@@ -63,7 +57,7 @@ impl PasswordGuard {
         if self.remembered.knows(code, stored, given) {
             return Ok(());
         }
-        let attempt = self.throttle(clock).attempt(code, source).map_err(|t| {
+        let attempt = self.throttle.attempt(code, source).map_err(|t| {
             tracing::info!(code, %source, refusal = %t, "session password try throttled");
             ApiError::new(ErrorCode::TooManyAttempts, t.to_string())
         })?;
@@ -87,11 +81,6 @@ impl PasswordGuard {
             }
         }
     }
-
-    fn throttle(&self, clock: &Arc<dyn tally_core::Clock>) -> &Throttle {
-        self.throttle
-            .get_or_init(|| Throttle::new(Arc::clone(clock), self.quotas.0, self.quotas.1))
-    }
 }
 
 #[cfg(test)]
@@ -110,10 +99,12 @@ mod tests {
             .to_string()
     }
 
-    fn setup() -> (PasswordGuard, Arc<dyn tally_core::Clock>, ManualClock) {
+    fn setup() -> (PasswordGuard, ManualClock) {
         let manual = ManualClock::new(1_780_272_000);
-        let clock: Arc<dyn tally_core::Clock> = Arc::new(manual.clone());
-        (PasswordGuard::new().unwrap(), clock, manual)
+        (
+            PasswordGuard::new(Arc::new(manual.clone())).unwrap(),
+            manual,
+        )
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -126,19 +117,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_verified_password_passes_again_without_argon2() {
-        let (g, clock, _) = setup();
+        let (g, _) = setup();
         let stored = cheap_hash("right one");
         let a = ip("192.0.2.1");
-        g.check(&clock, "c", &stored, "right one", a).await.unwrap();
+        g.check("c", &stored, "right one", a).await.unwrap();
         assert_eq!(g.argon2_runs(), 1);
         for _ in 0..5 {
-            g.check(&clock, "c", &stored, "right one", ip("192.0.2.9"))
+            g.check("c", &stored, "right one", ip("192.0.2.9"))
                 .await
                 .unwrap();
         }
         assert_eq!(g.argon2_runs(), 1, "the fast path ran no Argon2");
         assert_eq!(
-            code_of(g.check(&clock, "c", &stored, "wrong one", a).await),
+            code_of(g.check("c", &stored, "wrong one", a).await),
             Some(ErrorCode::WrongSessionPassword)
         );
         assert_eq!(g.argon2_runs(), 2);
@@ -146,40 +137,35 @@ mod tests {
 
     #[tokio::test]
     async fn a_changed_hash_makes_the_old_password_wrong_at_once() {
-        let (g, clock, _) = setup();
+        let (g, _) = setup();
         let a = ip("192.0.2.1");
         let old = cheap_hash("old password");
-        g.check(&clock, "c", &old, "old password", a).await.unwrap();
+        g.check("c", &old, "old password", a).await.unwrap();
         let new = cheap_hash("new password");
         assert_eq!(
-            code_of(g.check(&clock, "c", &new, "old password", a).await),
+            code_of(g.check("c", &new, "old password", a).await),
             Some(ErrorCode::WrongSessionPassword)
         );
-        g.check(&clock, "c", &new, "new password", a).await.unwrap();
+        g.check("c", &new, "new password", a).await.unwrap();
         let runs = g.argon2_runs();
-        g.check(&clock, "c", &new, "new password", a).await.unwrap();
+        g.check("c", &new, "new password", a).await.unwrap();
         assert_eq!(g.argon2_runs(), runs);
     }
 
     #[tokio::test]
     async fn throttled_tries_run_no_argon2_and_known_passwords_still_pass() {
-        let (g, clock, manual) = setup();
+        let (g, manual) = setup();
         let stored = cheap_hash("right one");
         let (good, bad) = (ip("192.0.2.1"), ip("203.0.113.5"));
-        g.check(&clock, "c", &stored, "right one", good)
-            .await
-            .unwrap();
+        g.check("c", &stored, "right one", good).await.unwrap();
         for _ in 0..PER_SOURCE.burst {
             assert_eq!(
-                code_of(g.check(&clock, "c", &stored, "guess", bad).await),
+                code_of(g.check("c", &stored, "guess", bad).await),
                 Some(ErrorCode::WrongSessionPassword)
             );
         }
         let runs = g.argon2_runs();
-        let refused = g
-            .check(&clock, "c", &stored, "guess", bad)
-            .await
-            .unwrap_err();
+        let refused = g.check("c", &stored, "guess", bad).await.unwrap_err();
         assert_eq!(refused.code, ErrorCode::TooManyAttempts);
         assert!(
             refused.message.contains("retry in 30 s"),
@@ -188,72 +174,68 @@ mod tests {
         );
         assert_eq!(g.argon2_runs(), runs, "a throttled try runs no Argon2");
         // The right password, even from the throttled address, is known: no throttle, no hash.
-        g.check(&clock, "c", &stored, "right one", bad)
-            .await
-            .unwrap();
-        g.check(&clock, "c", &stored, "right one", good)
-            .await
-            .unwrap();
+        g.check("c", &stored, "right one", bad).await.unwrap();
+        g.check("c", &stored, "right one", good).await.unwrap();
         assert_eq!(g.argon2_runs(), runs);
 
         manual.advance(PER_SOURCE.every_seconds as i64);
         assert_eq!(
-            code_of(g.check(&clock, "c", &stored, "guess", bad).await),
+            code_of(g.check("c", &stored, "guess", bad).await),
             Some(ErrorCode::WrongSessionPassword)
         );
         assert_eq!(
-            code_of(g.check(&clock, "c", &stored, "guess", bad).await),
+            code_of(g.check("c", &stored, "guess", bad).await),
             Some(ErrorCode::TooManyAttempts)
         );
     }
 
     #[tokio::test]
     async fn a_right_password_costs_nothing_of_the_budget() {
-        let (g, clock, _) = setup();
+        let (g, _) = setup();
         let a = ip("192.0.2.1");
         // Right passwords of codes not yet verified: each runs Argon2 once, none counts.
         for n in 0..PER_SOURCE.burst + 5 {
             let stored = cheap_hash("right one");
-            g.check(&clock, &format!("code-{n}"), &stored, "right one", a)
+            g.check(&format!("code-{n}"), &stored, "right one", a)
                 .await
                 .unwrap();
         }
         let stored = cheap_hash("right one");
         for _ in 0..PER_SOURCE.burst {
             assert_eq!(
-                code_of(g.check(&clock, "x", &stored, "guess", a).await),
+                code_of(g.check("x", &stored, "guess", a).await),
                 Some(ErrorCode::WrongSessionPassword)
             );
         }
         assert_eq!(
-            code_of(g.check(&clock, "x", &stored, "guess", a).await),
+            code_of(g.check("x", &stored, "guess", a).await),
             Some(ErrorCode::TooManyAttempts)
         );
     }
 
     #[tokio::test]
     async fn a_code_is_throttled_for_guessers_from_many_addresses() {
-        let (g, clock, _) = setup();
+        let (g, _) = setup();
         let stored = cheap_hash("right one");
-        g.check(&clock, "c", &stored, "right one", ip("192.0.2.1"))
+        g.check("c", &stored, "right one", ip("192.0.2.1"))
             .await
             .unwrap();
         for n in 0..PER_CODE.burst {
             let from = ip(&format!("10.0.0.{n}"));
             assert_eq!(
-                code_of(g.check(&clock, "c", &stored, "guess", from).await),
+                code_of(g.check("c", &stored, "guess", from).await),
                 Some(ErrorCode::WrongSessionPassword)
             );
         }
         let runs = g.argon2_runs();
         let refused = g
-            .check(&clock, "c", &stored, "guess", ip("10.0.1.1"))
+            .check("c", &stored, "guess", ip("10.0.1.1"))
             .await
             .unwrap_err();
         assert_eq!(refused.code, ErrorCode::TooManyAttempts);
         assert!(refused.message.contains("handshake code"));
         assert_eq!(g.argon2_runs(), runs);
-        g.check(&clock, "c", &stored, "right one", ip("10.0.1.1"))
+        g.check("c", &stored, "right one", ip("10.0.1.1"))
             .await
             .unwrap();
     }

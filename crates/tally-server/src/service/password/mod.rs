@@ -43,10 +43,7 @@ pub async fn check(
     given: &str,
     source: std::net::IpAddr,
 ) -> ApiResult<()> {
-    state
-        .passwords
-        .check(&state.clock, code, stored, given, source)
-        .await
+    state.passwords.check(code, stored, given, source).await
 }
 
 /// Hashes a new password with a random salt, off the async workers.
