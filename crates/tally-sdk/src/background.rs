@@ -74,9 +74,11 @@ impl Background {
 /// One look at the clock: renew when due, flush when due.
 fn tick(client: &Client, plan: &mut Plan, every: i64) {
     let now = client.clock.now();
+    // Without a held grant (never authorized, or forgotten after a refusal) the thread asks
+    // now, then again after the refusal's wait: a renewed license brings the product back.
     let due = match plan.retry_renewal {
         Some(at) => now >= at,
-        None => client.renew_at().is_some_and(|at| now >= at),
+        None => client.renew_at().is_none_or(|at| now >= at),
     };
     if due {
         plan.retry_renewal = match client.authorize() {

@@ -94,17 +94,22 @@ impl Client {
                     remaining.drain(..n);
                     continue;
                 }
-                SessionSend::NoSession => None,
-                SessionSend::Refused(e) if e.code == ErrorCode::NoLivePlace => Some(e),
+                SessionSend::NoSession => SdkError::new(
+                    ErrorCode::SessionExpired,
+                    "the server opened no report session for this device",
+                ),
+                SessionSend::Unreachable(problem) => SdkError::new(
+                    ErrorCode::ServerUnreachable,
+                    format!(
+                        "{problem}; {} usage reports kept for later",
+                        remaining.len()
+                    ),
+                ),
+                SessionSend::Refused(e) if e.code == ErrorCode::NoLivePlace => e,
                 SessionSend::Refused(e) => return Err(e),
             };
             if authorized {
-                return Err(problem.unwrap_or_else(|| {
-                    SdkError::new(
-                        ErrorCode::SessionExpired,
-                        "the server opened no report session for this device",
-                    )
-                }));
+                return Err(problem);
             }
             authorized = true;
             match self.authorize_online() {

@@ -39,9 +39,12 @@ struct StoredSession {
 pub(crate) enum SessionSend {
     /// The server answered.
     Answered(ReportResponse),
-    /// No usable session (none, expired, unknown to the server, unreachable): authorize to open
-    /// a new one, then send again.
+    /// No usable session (none, expired, unknown to the server): authorize to open a new one,
+    /// then send again.
     NoSession,
+    /// The session's server did not answer (the session is given up): authorize with the next
+    /// server that answers, then send again.
+    Unreachable(String),
     /// The server refused the request (sealed): e.g. `no_live_place`.
     Refused(SdkError),
 }
@@ -103,7 +106,10 @@ impl Client {
             }
             Err(CallError::Denied(body)) => Ok(SessionSend::Refused(SdkError::from_server(&body))),
             Err(CallError::Refused(body)) => Err(SdkError::from_server(&body)),
-            Err(CallError::Unreachable(problem)) => retire(&problem),
+            Err(CallError::Unreachable(problem)) => {
+                retire(&problem)?;
+                Ok(SessionSend::Unreachable(problem))
+            }
         }
     }
 

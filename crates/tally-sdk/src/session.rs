@@ -120,11 +120,13 @@ impl<'a> Session<'a> {
                 &self.encryption_key,
                 &build(stamp),
             ) {
-                Err(CallError::Refused(body))
+                // The server seals this refusal (it opened the envelope); a plain one is accepted
+                // too, as it only moves the clock offset for one more try.
+                Err(CallError::Refused(body) | CallError::Denied(body))
                     if !retried && body.error_code() == Some(ErrorCode::StaleRequest) =>
                 {
                     let Some(server_time) = body.server_time else {
-                        return Err(CallError::Refused(body).into());
+                        return Err(Failure::Refused(SdkError::from_server(&body)));
                     };
                     tracing::debug!(
                         server = self.base,

@@ -309,3 +309,26 @@ fn a_vendor_sets_another_grace_length_per_item() {
         ErrorCode::LicenseExpired
     );
 }
+
+#[test]
+fn the_background_thread_brings_a_refused_device_back_once_the_license_is_renewed() {
+    let s = server_with(vec![typed("L-1-1", LicenseType::PerUsage, 10, 0)]);
+    let device = Arc::new(client(&s, config(&s, "metered")));
+    device.authorize().unwrap();
+    device.record_usage("scan", 10).unwrap();
+    assert!(device.flush().unwrap().usage_exhausted);
+    let _background = device
+        .spawn_background_polling(Duration::from_secs(180), Duration::from_millis(10))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(refusal(device.check()), ErrorCode::UsageQuotaExceeded);
+    s.import(&s.activated(
+        "L-2",
+        "acme",
+        vec![typed("L-2-1", LicenseType::PerUsage, 1000, 5)],
+    ));
+    s.clock.advance(15 * 60);
+    eventually("authorized again by the background thread", || {
+        device.check().is_ok()
+    });
+}

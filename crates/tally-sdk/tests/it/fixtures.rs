@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tally_core::ManualClock;
 use tally_crypto::{EncryptionKeyPair, SigningKey};
@@ -16,6 +17,10 @@ use tally_sdk::{Client, Config};
 /// A fixed start time (2026-05-28), on a slice boundary.
 pub const T0: UnixSeconds = 1_780_000_020;
 pub const DAY: i64 = 86_400;
+/// End of the fixture's license item: a year after `T0`.
+pub const END: UnixSeconds = T0 + 365 * DAY;
+/// End of its grace: the default 7 grace days after `END`.
+pub const GRACE_END: UnixSeconds = END + 7 * DAY;
 /// Port 9 (discard): nothing listens, the connection is refused at once.
 pub const UNREACHABLE: &str = "http://127.0.0.1:9";
 
@@ -44,6 +49,8 @@ impl ServerKeys {
     }
 }
 
+/// A per-device item for product `scanner` (modules qr and ocr) with default offline and grace
+/// days (7 each).
 pub fn item(id: &str, end: UnixSeconds) -> LicenseItem {
     LicenseItem {
         id: id.into(),
@@ -57,10 +64,13 @@ pub fn item(id: &str, end: UnixSeconds) -> LicenseItem {
         grace_percent: 10,
         active_window: ActiveWindow::default(),
         metric: None,
+        max_offline_days: None,
+        grace_days: None,
     }
 }
 
-/// An activated license file (a "certificate") of `license_id` for `server`, signed by `vendor`.
+/// An activated license file of `license_id` for `server`, signed by `vendor`. Its server
+/// certificate (what a hello shows) is inside: see [`server_certificate`].
 pub fn certificate(
     vendor: &SigningKey,
     server: &ServerPublicIdentity,
@@ -87,11 +97,27 @@ pub fn certificate(
     tally_crypto::document::activate_license(&text, &request, vendor, T0 - DAY).unwrap()
 }
 
+/// The server certificate inside an activated license file, read without verifying anything (a
+/// forged file yields a forged certificate, as a rogue server would show).
+pub fn server_certificate(activated: &str) -> String {
+    let (_, payload) = tally_crypto::document::read_unverified(activated).unwrap();
+    payload["certificate"].as_str().unwrap().to_owned()
+}
+
+/// The license and its first item inside an activated license file, read without verifying.
+pub fn first_item(activated: &str) -> (String, LicenseItem) {
+    let (_, payload) = tally_crypto::document::read_unverified(activated).unwrap();
+    let license: License = serde_json::from_value(payload["license"].clone()).unwrap();
+    (license.license_id, license.items[0].clone())
+}
+
 /// A vendor, one server it activated a license for, a clock and a state directory.
 pub struct Fixture {
     pub vendor: SigningKey,
     pub server: ServerKeys,
-    /// License `L-1` with item `L-1-1` (scanner, modules qr and ocr), ending in a year.
+    /// The item of license `L-1`: `L-1-1`, per-device unless made otherwise, ending at [`END`].
+    pub item: LicenseItem,
+    /// License `L-1` activated for `server`.
     pub certificate: String,
     pub clock: ManualClock,
     pub dir: tempfile::TempDir,
@@ -99,21 +125,37 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new() -> Self {
+        Self::with_type(LicenseType::PerDevice)
+    }
+
+    /// A fixture whose item `L-1-1` counts by `license_type`.
+    pub fn with_type(license_type: LicenseType) -> Self {
+        Self::with_item(LicenseItem {
+            license_type,
+            ..item("L-1-1", END)
+        })
+    }
+
+    /// A fixture whose license `L-1` holds `item` (give it the id `L-1-1`).
+    pub fn with_item(item: LicenseItem) -> Self {
         let vendor = SigningKey::generate().unwrap();
         let server = ServerKeys::generate("server-1");
-        let certificate = certificate(
-            &vendor,
-            &server.identity,
-            "L-1",
-            vec![item("L-1-1", T0 + 365 * DAY)],
-        );
+        let certificate = certificate(&vendor, &server.identity, "L-1", vec![item.clone()]);
         Self {
             vendor,
             server,
+            item,
             certificate,
             clock: ManualClock::new(T0),
             dir: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// Another server of the same vendor (a standby), with license `L-1` activated for it.
+    pub fn standby(&self, uuid: &str) -> (ServerKeys, String) {
+        let keys = ServerKeys::generate(uuid);
+        let certificate = certificate(&self.vendor, &keys.identity, "L-1", vec![self.item.clone()]);
+        (keys, certificate)
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -128,7 +170,7 @@ impl Fixture {
             "scanner",
         );
         c.organization = "acme".into();
-        c.timeout = std::time::Duration::from_secs(5);
+        c.timeout = Duration::from_secs(5);
         c
     }
 
@@ -141,7 +183,8 @@ impl Fixture {
         self.client(&[UNREACHABLE])
     }
 
-    /// The grant the server would issue now: item `L-1-1`, valid 7 days.
+    /// The grant the server would issue now for a per-device item `L-1-1`: valid 7 days, renewed
+    /// after one.
     pub fn grant_for(&self, device_uuid: &str) -> Grant {
         let now = tally_core::Clock::now(&self.clock);
         Grant {
@@ -155,16 +198,19 @@ impl Fixture {
                 item_id: "L-1-1".into(),
                 product: "scanner".into(),
                 modules: vec!["qr".into(), "ocr".into()],
-                license_type: LicenseType::PerDevice,
-                end: T0 + 365 * DAY,
+                license_type: self.item.license_type,
+                end: self.item.end,
+                grace_end: self.item.grace_end(),
             }],
             issued_at: now,
             valid_until: now + 7 * DAY,
+            renew_at: now + DAY,
             seat_until: None,
         }
     }
 
-    /// `grant` signed by `signer` and sent with `certificates`.
+    /// `grant` signed by `signer` and sent with `certificates`, without a report session (as
+    /// `accept_authorization` takes it).
     pub fn response_signed(
         &self,
         grant: &Grant,
@@ -179,16 +225,30 @@ impl Fixture {
         }
     }
 
-    /// `grant` as the server answers it: signed with its key, with its certificate.
+    /// `grant` as the server answers it: signed with its key, with its activated license.
     pub fn response(&self, grant: &Grant) -> AuthorizeResponse {
         self.response_signed(grant, &self.server.signing, vec![self.certificate.clone()])
     }
 
-    /// Authorizes `client` from a fixture response, as if a server had answered.
+    /// Authorizes `client` from a fixture response, as if a server had answered (no report
+    /// session comes with it).
     pub fn authorize_directly(&self, client: &Client) -> tally_sdk::Authorization {
         let response = self.response(&self.grant_for(client.device_uuid()));
         client
             .accept_authorization(&self.server.identity, response)
             .unwrap()
     }
+}
+
+/// Polls `done` every few milliseconds for up to 10 s (a background thread at work); true once
+/// it holds.
+pub fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    done()
 }

@@ -1,6 +1,6 @@
 //! Integration tests of the SDK against fixtures built with `tally-crypto` (vendor key, server
-//! keys, activated licenses, signed grants) and a minimal in-test HTTP server speaking the wire
-//! contract.
+//! keys, activated licenses, signed grants) and a minimal in-test HTTP server speaking protocol 2
+//! as the real server does.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
@@ -10,4 +10,6 @@ mod fixtures;
 mod device;
 mod offline;
 mod online;
+mod quota;
+mod session;
 mod usage;

@@ -27,20 +27,68 @@ fn a_verified_grant_is_used_offline_and_reported_as_cached() {
     let client = f.offline_client();
     let online = f.authorize_directly(&client);
     assert!(!online.cached);
-    assert_eq!(online.warning, None);
+    assert!(online.warnings.is_empty());
 
     f.clock.advance(3 * DAY);
     // A new process: the grant and its proof are read back from disk and verified again.
     let client = f.offline_client();
     let auth = client.authorize().unwrap();
     assert!(auth.cached);
-    assert_eq!(auth.warning, Some(ErrorCode::CachedGrantUsed));
+    assert_eq!(auth.warnings, [ErrorCode::CachedGrantUsed]);
+    assert_eq!(auth.grace_until, None);
     assert_eq!(auth.grant, online.grant);
     let status = client.status().unwrap();
     let summary = status.grant.unwrap();
     assert_eq!(summary.valid_until, T0 + 7 * DAY);
+    assert_eq!(summary.renew_at, T0 + DAY);
+    assert_eq!(summary.grace_end, GRACE_END);
     assert_eq!(summary.items, ["L-1-1"]);
     assert_eq!(summary.server_uuid, "server-1");
+    // check() gives the same verdict without trying any server, and without the warning.
+    let checked = client.check().unwrap();
+    assert_eq!(checked.grant, online.grant);
+    assert!(checked.warnings.is_empty());
+}
+
+#[test]
+fn check_never_contacts_a_server() {
+    let f = Fixture::new();
+    let s = crate::online::server(&f);
+    let client = f.client(&[&s.url]);
+    assert_eq!(code(client.check()), ErrorCode::NoGrant);
+    f.authorize_directly(&client);
+    client.check().unwrap();
+    f.clock.set(T0 + 7 * DAY);
+    assert_eq!(code(client.check()), ErrorCode::GrantExpired);
+    let b = s.behaviour();
+    assert_eq!((b.hellos, b.authorize_requests.len()), (0, 0));
+}
+
+#[test]
+fn a_license_in_its_grace_works_with_a_warning() {
+    // The item ends a day after T0; its 7 grace days run to T0 + 8 days.
+    let f = Fixture::with_item(item("L-1-1", T0 + DAY));
+    let s = crate::online::server(&f);
+    let client = f.client(&[&s.url]);
+    let auth = client.authorize().unwrap();
+    assert!(auth.warnings.is_empty());
+    assert_eq!(auth.grant.valid_until, T0 + 7 * DAY);
+
+    f.clock.set(T0 + 2 * DAY);
+    let checked = client.check().unwrap();
+    assert_eq!(checked.warnings, [ErrorCode::LicenseInGrace]);
+    assert_eq!(checked.grace_until, Some(T0 + 8 * DAY));
+    let offline = f.offline_client().authorize().unwrap();
+    assert_eq!(
+        offline.warnings,
+        [ErrorCode::CachedGrantUsed, ErrorCode::LicenseInGrace]
+    );
+    // Renewed in grace, the grant lasts to the grace's end, not beyond.
+    let renewed = client.authorize().unwrap();
+    assert_eq!(renewed.warnings, [ErrorCode::LicenseInGrace]);
+    assert_eq!(renewed.grant.valid_until, T0 + 8 * DAY);
+    f.clock.set(T0 + 8 * DAY);
+    assert_eq!(code(client.check()), ErrorCode::GrantExpired);
 }
 
 #[test]
@@ -50,8 +98,10 @@ fn offline_past_valid_until_the_grant_has_expired() {
     f.authorize_directly(&client);
     f.clock.set(T0 + 7 * DAY - 1);
     assert!(client.authorize().unwrap().cached);
+    client.check().unwrap();
     f.clock.set(T0 + 7 * DAY);
     assert_eq!(code(client.authorize()), ErrorCode::GrantExpired);
+    assert_eq!(code(client.check()), ErrorCode::GrantExpired);
 }
 
 #[test]
@@ -63,6 +113,7 @@ fn a_clock_turned_back_refuses_the_cached_grant() {
     assert!(client.authorize().unwrap().cached);
     f.clock.advance(-3600);
     assert_eq!(code(client.authorize()), ErrorCode::ClockRollback);
+    assert_eq!(code(client.check()), ErrorCode::ClockRollback);
     // Also from a new process: the highest time seen is on disk.
     assert_eq!(
         code(f.offline_client().authorize()),
@@ -142,7 +193,7 @@ fn a_certificate_signed_by_another_vendor_is_refused() {
         &other_vendor,
         &f.server.identity,
         "L-1",
-        vec![item("L-1-1", T0 + 365 * DAY)],
+        vec![item("L-1-1", END)],
     );
     let grant = f.grant_for(&device(&f));
     refused(
@@ -160,7 +211,7 @@ fn a_certificate_for_another_server_is_refused() {
         &f.vendor,
         &elsewhere.identity,
         "L-1",
-        vec![item("L-1-1", T0 + 365 * DAY)],
+        vec![item("L-1-1", END)],
     );
     let grant = f.grant_for(&device(&f));
     refused(
@@ -186,7 +237,7 @@ fn a_grant_naming_an_item_in_no_certificate_is_refused() {
         &f.vendor,
         &f.server.identity,
         "L-9",
-        vec![item("L-1-1", T0 + 365 * DAY)],
+        vec![item("L-1-1", END)],
     );
     let client = f.offline_client();
     client
@@ -211,11 +262,24 @@ fn a_grant_claiming_more_than_the_license_is_refused() {
     grant.items[0].product = "printer".into();
     refused(&f, f.response(&grant));
     let mut grant = f.grant_for(&d);
-    grant.valid_until = T0 + 400 * DAY;
+    grant.items[0].grace_end += DAY;
+    refused(&f, f.response(&grant));
+    let mut grant = f.grant_for(&d);
+    grant.items[0].license_type = tally_proto::license::LicenseType::PerUsage;
+    refused(&f, f.response(&grant));
+    let mut grant = f.grant_for(&d);
+    grant.valid_until = GRACE_END + 1;
     refused(&f, f.response(&grant));
     let mut grant = f.grant_for(&d);
     grant.items.clear();
     refused(&f, f.response(&grant));
+
+    // Up to the grace's end is within the license.
+    let mut grant = f.grant_for(&d);
+    grant.valid_until = GRACE_END;
+    f.offline_client()
+        .accept_authorization(&f.server.identity, f.response(&grant))
+        .unwrap();
 }
 
 #[test]

@@ -130,11 +130,15 @@ fn nothing_to_send_needs_no_server() {
 }
 
 #[test]
-fn reports_need_a_grant_or_a_configured_handshake_code() {
+fn without_a_session_reports_wait_for_an_authorization() {
     let f = Fixture::new();
     let client = f.offline_client();
     client.record_usage("scan", 1).unwrap();
-    assert_eq!(client.flush().unwrap_err().code, ErrorCode::NoGrant);
+    // Reports travel only in a session, which only an authorization opens: the flush tries to
+    // authorize, and no server answers.
+    let e = client.flush().unwrap_err();
+    assert_eq!(e.code, ErrorCode::ServerUnreachable);
+    assert!(e.message.contains("1 usage reports kept"), "{e}");
     assert_eq!(client.status().unwrap().pending_reports, 1);
 }
 
