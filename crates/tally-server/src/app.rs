@@ -154,7 +154,11 @@ impl AppState {
         let certificate = licenses.iter().rev().find_map(|l| {
             tally_crypto::document::verify_activated(&l.activated_text, &self.vendor_key)
                 .map_err(|e| {
-                    tracing::error!(license = %l.license.license_id, error = %e, "an imported license no longer verifies");
+                    tracing::error!(
+                        license = %l.license.license_id,
+                        error = %e,
+                        "an imported license does not verify: import a new activation of it (`tally vendor activate`)"
+                    );
                 })
                 .ok()
                 .map(|a| a.certificate)
@@ -251,6 +255,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     crate::portal::announce_setup(&state).await;
     crate::alerts::spawn(&state);
+    // Reads the licenses once, so that one activated in an older format is reported at start.
+    if let Err(e) = state.server_certificate().await {
+        tracing::error!(error = %e, "cannot read the imported licenses");
+    }
     // The peer address reaches handlers (session-password throttling per source address).
     let app = router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, app)

@@ -47,6 +47,7 @@ pub fn import(c: &mut Connection, new: &NewLicense) -> StoreResult<ImportOutcome
         .optional()
         .map_err(backend("read license"))?
         .is_some();
+    let payload = serde_json::to_string(license).map_err(corrupt("license"))?;
     if known {
         let default_code = existing_default.ok_or_else(|| {
             StoreError::Backend(format!(
@@ -54,6 +55,21 @@ pub fn import(c: &mut Connection, new: &NewLicense) -> StoreResult<ImportOutcome
                 license.license_id
             ))
         })?;
+        // The same license activated again (for this server: the service checked) replaces the
+        // file clients receive as proof; its items stay as they are.
+        let changed = tx
+            .execute(
+                "UPDATE licenses SET activated_text = ?2 WHERE license_id = ?1 AND payload = ?3",
+                params![license.license_id, new.activated_text, payload],
+            )
+            .map_err(backend("replace activation"))?;
+        if changed == 0 {
+            return Err(StoreError::Conflict(format!(
+                "license {} is already imported with other content",
+                license.license_id
+            )));
+        }
+        tx.commit().map_err(backend("commit import"))?;
         return Ok(ImportOutcome {
             newly_imported: false,
             default_code,
@@ -116,7 +132,6 @@ pub fn import(c: &mut Connection, new: &NewLicense) -> StoreResult<ImportOutcome
         }
     };
 
-    let payload = serde_json::to_string(license).map_err(corrupt("license"))?;
     tx.execute(
         "INSERT INTO licenses (license_id, organization, alias, payload, activated_text, imported_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -35,8 +35,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores an activated license, its items, its organization (created if missing, with a
     /// default handshake code named by `default_code`) and attaches the new items to that
-    /// organization's default code, all in one transaction. Importing the same license id again
-    /// changes nothing and reports `newly_imported = false`.
+    /// organization's default code, all in one transaction. Importing the same license again
+    /// (`newly_imported = false`) keeps its items and replaces only the activated file (a new
+    /// activation for this server); the same id with other content is a `Conflict`.
     async fn import_license(&self, license: NewLicense) -> StoreResult<ImportOutcome>;
     /// Every imported license, oldest first.
     async fn licenses(&self) -> StoreResult<Vec<StoredLicense>>;

@@ -105,6 +105,59 @@ fn unactivated_and_foreign_server_files_are_refused() {
 }
 
 #[test]
+fn an_activation_of_the_previous_format_asks_for_a_new_one_which_replaces_it() {
+    let s = TestServer::start();
+    let lic = license("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]);
+    // A file activated before server certificates existed: no certificate, format 1.
+    let old = serde_json::json!({
+        "format": "tally-activated-license/1",
+        "license": lic,
+        "server": s.state.identity.public(),
+        "activated_at": T0,
+    });
+    let old = tally_crypto::document::seal(
+        tally_crypto::document::DocumentKind::ActivatedLicense,
+        &old,
+        &s.vendor,
+    )
+    .unwrap();
+    let (status, err) = s.admin_err("POST", "/licenses", Some(("text/plain", old.into_bytes())));
+    assert_eq!((status, err.name.as_str()), (422, "invalid_license_file"));
+    assert!(
+        err.message.contains("tally-activated-license/1")
+            && err.message.contains("tally vendor activate"),
+        "{}",
+        err.message
+    );
+    assert_nothing_imported(&s);
+    // A new activation of an imported license replaces the file devices receive as proof.
+    let first = s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]);
+    s.import(&first);
+    s.clock.advance(60);
+    let issued = tally_crypto::document::issue_license(&lic, &s.vendor).unwrap();
+    let again = tally_crypto::document::activate_license(
+        &issued,
+        &s.state.identity.activation_request(),
+        &s.vendor,
+        T0 + 60,
+    )
+    .unwrap();
+    assert!(!s.import(&again).newly_imported);
+    let hello: tally_proto::wire::ServerHello = {
+        let mut resp = ureq::get(&format!("{}{}", s.url, tally_proto::wire::PATH_HELLO))
+            .call()
+            .unwrap();
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
+    };
+    let certificate = tally_crypto::document::verify_certificate(
+        &hello.certificate.unwrap(),
+        &s.vendor.verifying_key(),
+    )
+    .unwrap();
+    assert_eq!(certificate.activated_at, T0 + 60);
+}
+
+#[test]
 fn changed_hardware_refuses_imports_and_keeps_the_data() {
     let s = TestServer::start();
     s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 5, 10)]));

@@ -379,3 +379,29 @@ fn a_database_from_a_newer_version_is_refused() {
     let err = SqliteStore::open(&path).err().unwrap();
     assert!(err.to_string().contains("newer"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_activation_of_a_license_replaces_its_file_and_keeps_its_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store
+        .import_license(new_license("L1", "acme", vec![item("a", 1)]))
+        .await
+        .unwrap();
+    let mut again = new_license("L1", "acme", vec![item("a", 1)]);
+    again.activated_text = "a newer activation".into();
+    let outcome = store.import_license(again).await.unwrap();
+    assert!(!outcome.newly_imported);
+    let licenses = store.licenses().await.unwrap();
+    assert_eq!(licenses.len(), 1);
+    assert_eq!(licenses[0].activated_text, "a newer activation");
+    let other = new_license("L1", "acme", vec![item("a", 2)]);
+    assert!(matches!(
+        store.import_license(other).await.unwrap_err(),
+        StoreError::Conflict(_)
+    ));
+    assert_eq!(
+        store.licenses().await.unwrap()[0].activated_text,
+        "a newer activation"
+    );
+}
