@@ -363,6 +363,36 @@ mod tests {
         assert_eq!(item.grace_percent, 10, "default of per-device");
         assert_eq!(item.active_window, ActiveWindow::Days30);
         assert_eq!(item.metric, None);
+        assert_eq!((item.max_offline_days, item.grace_days), (None, None));
+    }
+
+    #[test]
+    fn offline_days_and_grace_days_are_whole_days_in_range() {
+        let item = one(&format!("{GOOD},offline=30,grace_days=0")).unwrap();
+        assert_eq!(
+            (item.max_offline_days, item.grace_days),
+            (Some(30), Some(0))
+        );
+        for (extra, key) in [
+            ("offline=0", "`offline`"),
+            ("offline=3651", "`offline`"),
+            ("offline=a week", "`offline`"),
+            ("grace_days=-1", "`grace_days`"),
+        ] {
+            let e = one(&format!("{GOOD},{extra}")).unwrap_err();
+            assert!(e.contains(key) && e.contains("days"), "{extra}: {e}");
+        }
+        let raws = parse_toml(
+            "[[item]]\nproduct = \"p\"\ntype = \"per-device\"\nquantity = 1\n\
+             start = 2026-01-01\nend = 2027-01-01\noffline = 14\ngrace_days = 3\n",
+            "items.toml",
+        )
+        .unwrap();
+        let item = build(&raws[0], "L-1-1".into()).unwrap();
+        assert_eq!(
+            (item.max_offline_days, item.grace_days),
+            (Some(14), Some(3))
+        );
     }
 
     #[test]
