@@ -8,6 +8,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use tally_server::Settings;
 
+/// `TALLY_*` variables that belong to the command-line tools, not to the server's settings: a
+/// shell that sets them for `tally admin` must still be able to start a server.
+const CLIENT_ONLY_VARIABLES: &[&str] = &["log", "server", "config"];
+
 /// Flags that override the other layers when given.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Overrides {
@@ -33,7 +37,7 @@ pub fn load(config: Option<&Path>, overrides: Overrides) -> anyhow::Result<Setti
         None => fig = fig.merge(Toml::file("tally.toml")),
     }
     let settings: Settings = fig
-        .merge(Env::prefixed("TALLY_").ignore(&["log"]))
+        .merge(Env::prefixed("TALLY_").ignore(CLIENT_ONLY_VARIABLES))
         .merge(Serialized::defaults(overrides))
         .extract()
         .context("invalid settings")?;

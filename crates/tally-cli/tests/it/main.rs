@@ -14,3 +14,4 @@ mod limits;
 mod passwords;
 mod portal;
 mod protocol;
+mod readme;
