@@ -1,0 +1,42 @@
+//! Tells the end-to-end tests which outside programs they can use, so that a test that cannot run
+//! is reported as *ignored, with the reason* instead of passing without having run:
+//!
+//! * `has_chromium`: `chromium` and `chromedriver` (Debian's `chromium`, `chromium-driver`) for the
+//!   portal's browser test;
+//! * `has_aiosmtpd`: `python3` can `import aiosmtpd` (Debian's `python3-aiosmtpd`) for the alert
+//!   tests against a real SMTP server.
+//!
+//! The programs are looked for in `TALLY_TEST_BIN_DIR` (default `/usr/bin`), which the tests get
+//! too. Under CI (`CI` set) both cfgs are always on: the tests run, and fail if a program is missing.
+//! To see the ignored tests, point the variable at an empty directory:
+//! `TALLY_TEST_BIN_DIR=/nonexistent cargo test -p tally-cli --test it`.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(has_chromium, has_aiosmtpd)");
+    println!("cargo::rerun-if-env-changed=CI");
+    println!("cargo::rerun-if-env-changed=TALLY_TEST_BIN_DIR");
+    let dir = std::env::var("TALLY_TEST_BIN_DIR").unwrap_or_else(|_| "/usr/bin".into());
+    let bin = Path::new(&dir);
+    // Installing or removing a package changes the folder (python3-aiosmtpd adds `aiosmtpd`).
+    // A path that does not exist is not watched: Cargo would rerun this script on every build.
+    if bin.is_dir() {
+        println!("cargo::rerun-if-changed={dir}");
+    }
+    println!("cargo::rustc-env=TALLY_TEST_BIN_DIR={dir}");
+
+    let ci = std::env::var_os("CI").is_some();
+    if ci || (bin.join("chromium").exists() && bin.join("chromedriver").exists()) {
+        println!("cargo::rustc-cfg=has_chromium");
+    }
+    let aiosmtpd = Command::new(bin.join("python3"))
+        .args(["-c", "import aiosmtpd"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ci || aiosmtpd {
+        println!("cargo::rustc-cfg=has_aiosmtpd");
+    }
+}
