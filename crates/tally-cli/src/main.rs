@@ -1,9 +1,11 @@
 //! `tally`: one binary for the server, the vendor's tools, the administrator and a shell client.
 
 mod admin;
+mod admin_config;
 mod bench;
 mod client;
 mod demo;
+mod output;
 mod serve;
 mod settings;
 mod vendor;
@@ -51,18 +53,18 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Identity(args) => serve::identity(args),
-        Command::Vendor(cmd) => vendor::run(cmd, now),
+        Command::Vendor(cmd) => vendor::run(cmd, now).map_err(output::local_broken_pipe),
         Command::Admin(args) => admin::run(args),
         Command::Client(args) => client::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchBaseline(args) => bench::baseline(args),
-        Command::ErrorCodes => {
-            print!("{}", tally_proto::error::markdown_table());
-            Ok(())
-        }
+        Command::ErrorCodes => output::print(&tally_proto::error::markdown_table()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader stopped early (`| head -1`): it got what it wanted. Status 0 rather than
+        // the 141 of a process killed by SIGPIPE, so `set -o pipefail` scripts go on.
+        Err(e) if output::is_closed(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
@@ -83,4 +85,15 @@ fn init_tracing() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -126,13 +126,13 @@ pub fn identity(args: IdentityArgs) -> anyhow::Result<()> {
         Some(path) => {
             std::fs::write(&path, format!("{json}\n"))
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            println!(
+            crate::output::line(format!(
                 "activation request for server {} written to {}",
                 identity.uuid,
                 path.display()
-            );
+            ))?;
         }
-        None => println!("{json}"),
+        None => crate::output::line(json)?,
     }
     Ok(())
 }

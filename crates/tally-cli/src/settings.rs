@@ -8,9 +8,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use tally_server::Settings;
 
-/// `TALLY_*` variables that belong to the command-line tools, not to the server's settings: a
-/// shell that sets them for `tally admin` must still be able to start a server.
-const CLIENT_ONLY_VARIABLES: &[&str] = &["log", "server", "config"];
+/// `TALLY_*` variables that belong to the command-line tools and the test build, not to the
+/// server's settings: a shell that sets them for `tally admin` must still be able to start a
+/// server, while a misspelt server setting is still refused.
+const TOOL_VARIABLES: &[&str] = &["log", "server", "config", "smtp_password", "test_bin_dir"];
 
 /// Flags that override the other layers when given.
 #[derive(Debug, Default, serde::Serialize)]
@@ -37,7 +38,7 @@ pub fn load(config: Option<&Path>, overrides: Overrides) -> anyhow::Result<Setti
         None => fig = fig.merge(Toml::file("tally.toml")),
     }
     let settings: Settings = fig
-        .merge(Env::prefixed("TALLY_").ignore(CLIENT_ONLY_VARIABLES))
+        .merge(Env::prefixed("TALLY_").ignore(TOOL_VARIABLES))
         .merge(Serialized::defaults(overrides))
         .extract()
         .context("invalid settings")?;

@@ -2,39 +2,54 @@
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const TALLY: &str = env!("CARGO_BIN_EXE_tally");
+pub const TALLY: &str = env!("CARGO_BIN_EXE_tally");
 
-fn tally(dir: &Path, args: &[&str]) -> Output {
-    Command::new(TALLY)
-        .args(args)
+/// `tally args` in `dir`, without the caller's `TALLY_*` variables or `~/.config/tally/admin.toml`
+/// (a developer's own setup must not change a test, and the server refuses `TALLY_*` variables
+/// it does not know, such as the `TALLY_TEST_BIN_DIR` the build script gives the tests).
+pub fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(TALLY);
+    cmd.args(args)
         .current_dir(dir)
-        .env("TALLY_HARDWARE_LABELS", "[\"machine-id\"]")
         .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
+        .env("XDG_CONFIG_HOME", dir.join(".no-user-config"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TALLY_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("TALLY_HARDWARE_LABELS", "[\"machine-id\"]");
+    cmd
 }
 
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = tally(dir, args);
+/// Runs `cmd`, which must succeed; its standard output.
+pub fn succeeds(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "tally {args:?} failed:\n{}\n{}",
+        "{cmd:?} failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn fails(dir: &Path, args: &[&str]) -> String {
-    let out = tally(dir, args);
-    assert!(
-        !out.status.success(),
-        "tally {args:?} unexpectedly succeeded"
-    );
+/// Runs `cmd`, which must fail; its standard error.
+pub fn fails_with(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "{cmd:?} unexpectedly succeeded");
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    succeeds(&mut command(dir, args))
+}
+
+pub fn fails(dir: &Path, args: &[&str]) -> String {
+    fails_with(&mut command(dir, args))
 }
 
 fn public_key_of(dir: &Path) -> String {
@@ -185,14 +200,14 @@ fn the_demo_server_authorizes_the_demo_client() {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let _server = Server(
-        Command::new(TALLY)
-            .args(["serve", "--demo", "--listen", &listen, "--data-dir", "data"])
-            .current_dir(d)
-            .env("TALLY_HARDWARE_LABELS", "[\"machine-id\"]")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        command(
+            d,
+            &["serve", "--demo", "--listen", &listen, "--data-dir", "data"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
     );
     let config = d.join("data/demo/client.toml");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -209,6 +224,12 @@ fn the_demo_server_authorizes_the_demo_client() {
         out.contains("1 acknowledged") || out.contains("acknowledged 1"),
         "{out}"
     );
+    // The demo's file names the same device from any directory.
+    let elsewhere = d.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let here = ok(d, &["client", "--config", config, "status"]);
+    let there = ok(&elsewhere, &["client", "--config", config, "status"]);
+    assert_eq!(here.lines().next(), there.lines().next());
     let server = format!("http://{listen}");
     let stats = ok(
         d,
@@ -225,6 +246,7 @@ fn the_demo_server_authorizes_the_demo_client() {
     ];
     let devices = ok(d, &admin);
     assert!(devices.contains("demo device"), "{devices}");
+    assert!(devices.contains("\n1 device\n"), "{devices}");
     let page = ok(d, &[&admin[..], &["--limit", "1"]].concat());
     assert!(
         page.contains("demo device") && page.contains("(next page: --offset 1)"),

@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
+mod admin_cli;
 mod alerts;
 mod browser;
 mod cli;
+mod client_cli;
 mod common;
 mod e2e;
 mod engine;
