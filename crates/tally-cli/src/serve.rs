@@ -54,6 +54,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             vendor_public_key: args.vendor_public_key,
         },
     )?;
+    // Held until the process ends: a second server on the same directory refuses to start.
+    let _data_dir = tally_server::data_dir::DataDirLock::acquire(&settings.data_dir)?;
     let demo_vendor = if args.demo {
         Some(demo::prepare(&mut settings)?)
     } else {

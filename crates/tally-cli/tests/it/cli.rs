@@ -9,7 +9,7 @@ pub const TALLY: &str = env!("CARGO_BIN_EXE_tally");
 
 /// `tally args` in `dir`, without the caller's `TALLY_*` variables or `~/.config/tally/admin.toml`
 /// (a developer's own setup must not change a test, and the server refuses `TALLY_*` variables
-/// it does not know, such as the `TALLY_TEST_BIN_DIR` the build script gives the tests).
+/// it does not know).
 pub fn command(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(TALLY);
     cmd.args(args)
@@ -215,6 +215,14 @@ fn the_demo_server_authorizes_the_demo_client() {
         assert!(Instant::now() < deadline, "the demo server did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // A second server on the same data directory refuses to start, and says why.
+    let other = format!("127.0.0.1:{}", free_port());
+    let refused = fails(d, &["serve", "--listen", &other, "--data-dir", "data"]);
+    assert!(
+        refused.contains("is in use by another Tally server"),
+        "{refused}"
+    );
+    assert!(std::net::TcpStream::connect(&other).is_err());
     let config = config.to_str().unwrap();
     let out = ok(d, &["client", "--config", config, "authorize"]);
     assert!(out.contains("authorized"), "{out}");
