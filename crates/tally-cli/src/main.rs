@@ -2,6 +2,7 @@
 
 mod admin;
 mod admin_config;
+mod backup;
 mod bench;
 mod client;
 mod demo;
@@ -28,6 +29,10 @@ struct Cli {
 enum Command {
     /// Run the server (port 48080, SQLite store in the data directory).
     Serve(serve::ServeArgs),
+    /// Back up the database now (online: the server may be running); prints the file written.
+    Backup(backup::BackupArgs),
+    /// Put a backup in place of the database (the server must be stopped).
+    Restore(backup::RestoreArgs),
     /// Print this server's activation request (UUID and public keys) for the vendor.
     Identity(serve::IdentityArgs),
     /// Vendor tools: keys, issuing, activating and checking license files.
@@ -53,6 +58,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Identity(args) => serve::identity(args),
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
         Command::Vendor(cmd) => vendor::run(cmd, now).map_err(output::local_broken_pipe),
         Command::Admin(args) => admin::run(args),
         Command::Client(args) => client::run(args),

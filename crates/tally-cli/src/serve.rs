@@ -69,7 +69,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let db = settings.data_dir.join(DATABASE_FILE);
         let state = open_state(settings)?;
+        tally_server::backups::spawn(&state, crate::backup::copier(db));
         if let Some(vendor) = demo_vendor {
             demo::install(&state, &vendor).await?;
         }

@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod api;
 pub mod app;
+pub mod backups;
 pub mod data_dir;
 pub mod error;
 pub mod identity;

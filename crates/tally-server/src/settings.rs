@@ -46,6 +46,15 @@ pub struct Settings {
     /// First wait before a failed webhook is retried (doubles at each attempt).
     #[serde(default = "default_webhook_backoff")]
     pub webhook_backoff_ms: u64,
+    /// Seconds between online backups of the database; 0 turns them off.
+    #[serde(default = "default_backup_interval")]
+    pub backup_interval_seconds: u64,
+    /// Where backups go. Absent: `<data_dir>/backups`.
+    #[serde(default)]
+    pub backup_dir: Option<PathBuf>,
+    /// Periodic backups kept; older ones are removed.
+    #[serde(default = "default_backup_keep")]
+    pub backup_keep: u32,
 }
 
 impl std::fmt::Debug for Settings {
@@ -56,6 +65,9 @@ impl std::fmt::Debug for Settings {
             .field("vendor_public_key", &self.vendor_public_key)
             .field("hardware_labels", &self.hardware_labels)
             .field("buffer_days", &self.buffer_days)
+            .field("backup_interval_seconds", &self.backup_interval_seconds)
+            .field("backup_dir", &self.backup_dir)
+            .field("backup_keep", &self.backup_keep)
             .field(
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
@@ -63,6 +75,9 @@ impl std::fmt::Debug for Settings {
             .finish()
     }
 }
+
+/// A week: a longer gap between backups is surely a typo (milliseconds?).
+const MAX_BACKUP_INTERVAL: u64 = 7 * 86_400;
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], tally_proto::DEFAULT_PORT))
@@ -78,6 +93,12 @@ fn default_alert_interval() -> u64 {
 }
 fn default_webhook_backoff() -> u64 {
     1000
+}
+fn default_backup_interval() -> u64 {
+    720
+}
+fn default_backup_keep() -> u32 {
+    10
 }
 fn default_trial_days() -> u32 {
     7
@@ -97,6 +118,9 @@ impl Default for Settings {
             alert_interval_seconds: default_alert_interval(),
             error_notice_interval_seconds: default_alert_interval(),
             webhook_backoff_ms: default_webhook_backoff(),
+            backup_interval_seconds: default_backup_interval(),
+            backup_dir: None,
+            backup_keep: default_backup_keep(),
         }
     }
 }
@@ -109,6 +133,17 @@ impl Settings {
         }
         if !(1..=365).contains(&self.trial_days) {
             return Err("trial_days: between 1 and 365".into());
+        }
+        if self.backup_keep == 0 {
+            return Err(
+                "backup_keep: keep at least 1 backup (backup_interval_seconds = 0 turns them off)"
+                    .into(),
+            );
+        }
+        if self.backup_interval_seconds > MAX_BACKUP_INTERVAL {
+            return Err(format!(
+                "backup_interval_seconds: at most {MAX_BACKUP_INTERVAL} (a week), or 0 for none"
+            ));
         }
         if let Some(days) = self.buffer_days
             && !(1..=tally_proto::MAX_OFFLINE_DAYS).contains(&days)
@@ -126,5 +161,61 @@ impl Settings {
                 .map(|_| ())
                 .map_err(|e| format!("vendor_public_key: {e}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_key() -> Settings {
+        Settings {
+            vendor_public_key: Some(
+                tally_crypto::SigningKey::generate()
+                    .unwrap()
+                    .verifying_key()
+                    .to_base64(),
+            ),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn offline_and_backup_settings_are_checked_and_name_themselves() {
+        with_key().validate().unwrap();
+        let bad = [
+            Settings {
+                buffer_days: Some(0),
+                ..with_key()
+            },
+            Settings {
+                buffer_days: Some(tally_proto::MAX_OFFLINE_DAYS + 1),
+                ..with_key()
+            },
+            Settings {
+                backup_keep: 0,
+                ..with_key()
+            },
+            Settings {
+                backup_interval_seconds: MAX_BACKUP_INTERVAL + 1,
+                ..with_key()
+            },
+        ];
+        let names = [
+            "buffer_days",
+            "buffer_days",
+            "backup_keep",
+            "backup_interval_seconds",
+        ];
+        for (settings, name) in bad.into_iter().zip(names) {
+            let e = settings.validate().unwrap_err();
+            assert!(e.starts_with(name), "{e}");
+        }
+        let off = Settings {
+            backup_interval_seconds: 0,
+            buffer_days: Some(1),
+            ..with_key()
+        };
+        off.validate().unwrap();
     }
 }

@@ -6,6 +6,7 @@
 //! their own connections and never wait for the writer.
 
 mod alerts;
+mod backup;
 mod cache;
 mod connection;
 mod devices;
@@ -25,6 +26,7 @@ use async_trait::async_trait;
 use tally_proto::UnixSeconds;
 use tally_store::*;
 
+pub use backup::{BackupError, CheckedDatabase, backup_database, check_database};
 pub use connection::SqliteStore;
 pub use migrate::SCHEMA_VERSION;
 use writer::CommitSpacing;

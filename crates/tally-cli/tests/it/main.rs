@@ -5,6 +5,7 @@
 
 mod admin_cli;
 mod alerts;
+mod backups;
 mod browser;
 mod cli;
 mod client_cli;

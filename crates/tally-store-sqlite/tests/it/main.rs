@@ -12,6 +12,7 @@ use tally_store::*;
 use tally_store_sqlite::SqliteStore;
 
 mod admission;
+mod backup;
 mod migrations;
 mod places;
 mod properties;
