@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rusqlite::{Connection, params};
-use tally_core::admission::{device_active_until, seat_until};
-use tally_core::reporting::{holds_live_place, usage_exhausted};
+use tally_core::reporting::{
+    charge_key, charged_usage, holds_live_place, renewed_until, usage_exhausted,
+};
 use tally_proto::UnixSeconds;
 use tally_proto::license::{LicenseItem, LicenseType};
 use tally_proto::slice::slice_of;
@@ -129,11 +130,9 @@ struct Held {
 }
 
 impl Held {
-    /// Which registration usage is charged to: one still held before one lapsed, then the most
-    /// recently admitted (`last_seen` cannot tell, every report moves it on all of them), then the
-    /// item id so that the choice never depends on row order.
+    /// See [`tally_core::reporting::charge_key`].
     fn charge_rank(&self, now: UnixSeconds) -> (bool, UnixSeconds, &str) {
-        (self.active_until > now, self.admitted_at, &self.item.id)
+        charge_key(self.active_until, self.admitted_at, &self.item.id, now)
     }
 }
 
@@ -211,11 +210,7 @@ fn renew_and_charge(
         .map(|h| &h.item);
     let mut exhausted = Vec::new();
     if let Some(item) = charged {
-        let total: u64 = new_counts
-            .iter()
-            .flat_map(|(_, counts)| counts.iter())
-            .filter(|(feature, _)| item.counts_feature(feature))
-            .fold(0u64, |sum, (_, n)| sum.saturating_add(*n));
+        let total = charged_usage(item, new_counts.iter().map(|(_, counts)| *counts));
         let used: i64 = tx
             .prepare_cached(concat!(
                 "INSERT INTO item_usage (item_id, used) VALUES (?1, ?2)
@@ -236,18 +231,7 @@ fn renew_and_charge(
         ..
     } in rows
     {
-        let renewed = if *until <= now {
-            *until
-        } else {
-            match item.license_type {
-                LicenseType::ConcurrentDevice | LicenseType::ConcurrentInstance => {
-                    seat_until(item, now)
-                }
-                LicenseType::PerActiveDevice => *until,
-                _ => device_active_until(item, now),
-            }
-            .max(*until)
-        };
+        let renewed = renewed_until(item, *until, now);
         tx.prepare_cached(
             "UPDATE devices SET active_until = ?3, last_seen = MAX(last_seen, ?4)
              WHERE item_id = ?1 AND device_uuid = ?2",
