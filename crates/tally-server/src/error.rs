@@ -64,11 +64,11 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(m) => ApiError::new(ErrorCode::NotFound, m),
             StoreError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
-            StoreError::Backend(m) => {
-                tracing::error!(error = %m, "store failure");
-                let mut e = ApiError::plain(ErrorCode::Internal);
-                e.detail = Some(m);
-                e
+            e @ StoreError::Backend { .. } => {
+                tracing::error!(error = %e, "store failure");
+                let mut api = ApiError::plain(ErrorCode::Internal);
+                api.detail = Some(e.to_string());
+                api
             }
         }
     }

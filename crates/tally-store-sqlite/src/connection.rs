@@ -46,7 +46,7 @@ pub(crate) fn open(path: &Path) -> StoreResult<SqliteStore> {
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(backend("enable WAL"))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Backend(format!(
+        return Err(StoreError::failure(format!(
             "cannot switch the database to WAL (got {mode})"
         )));
     }
@@ -58,7 +58,7 @@ pub(crate) fn open(path: &Path) -> StoreResult<SqliteStore> {
         .map_err(backend("set the checkpoint backstop"))?;
 
     let writer = writer::start(conn)
-        .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        .map_err(|e| StoreError::failure(format!("cannot start the writer thread: {e}")))?;
     Ok(SqliteStore {
         inner: Arc::new(Inner {
             path: path.to_owned(),
@@ -93,15 +93,15 @@ impl SqliteStore {
         let work: Work = Box::new(move |conn| {
             let result = f(conn);
             Box::new(move |committed: Result<(), String>| {
-                let _ = reply.send(committed.map_err(StoreError::Backend).and(result));
+                let _ = reply.send(committed.map_err(StoreError::failure).and(result));
             })
         });
         self.inner
             .writer
             .send(Job { work, spacing })
-            .map_err(|()| StoreError::Backend("the writer thread has stopped".into()))?;
+            .map_err(|()| StoreError::failure("the writer thread has stopped"))?;
         answer.await.map_err(|_| {
-            StoreError::Backend("the write was not carried out (see the server log)".into())
+            StoreError::failure("the write was not carried out (see the server log)")
         })?
     }
 
@@ -126,7 +126,7 @@ impl SqliteStore {
             let result = match conn.unchecked_transaction() {
                 // Dropping the transaction ends it (a rollback: nothing was written).
                 Ok(snapshot) => f(&snapshot),
-                Err(e) => Err(StoreError::Backend(format!("begin read: {e}"))),
+                Err(e) => Err(StoreError::failure(format!("begin read: {e}"))),
             };
             let mut idle = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
             if idle.len() < MAX_IDLE_READERS {
@@ -135,7 +135,7 @@ impl SqliteStore {
             result
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+        .map_err(|e| StoreError::failure(format!("read task failed: {e}")))?
     }
 }
 

@@ -33,12 +33,12 @@ use writer::CommitSpacing;
 
 /// Wraps a rusqlite error as a backend failure saying what was being done.
 pub(crate) fn backend(context: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |e| StoreError::Backend(format!("{context}: {e}"))
+    move |e| StoreError::backend(context, e)
 }
 
 /// A JSON column that cannot be parsed means the database was damaged or written by a bug.
 pub(crate) fn corrupt(context: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
-    move |e| StoreError::Backend(format!("damaged row ({context}): {e}"))
+    move |e| StoreError::backend(format!("damaged row ({context})"), e)
 }
 
 impl SqliteStore {

@@ -50,7 +50,7 @@ pub fn import(c: &mut Connection, new: &NewLicense) -> StoreResult<ImportOutcome
     let payload = serde_json::to_string(license).map_err(corrupt("license"))?;
     if known {
         let default_code = existing_default.ok_or_else(|| {
-            StoreError::Backend(format!(
+            StoreError::failure(format!(
                 "license {} has no organization row",
                 license.license_id
             ))

@@ -38,13 +38,13 @@ pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(backend("read schema version"))?;
     if current > SCHEMA_VERSION {
-        return Err(StoreError::Backend(format!(
+        return Err(StoreError::failure(format!(
             "the database has schema version {current}, newer than this Tally knows ({SCHEMA_VERSION}); upgrade Tally"
         )));
     }
     // Tally never writes a negative version: such a file was not made by Tally.
     let applied = usize::try_from(current).map_err(|_| {
-        StoreError::Backend(format!(
+        StoreError::failure(format!(
             "the database has schema version {current}, which Tally never writes; is it a Tally database?"
         ))
     })?;

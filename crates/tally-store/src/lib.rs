@@ -20,8 +20,43 @@ pub enum StoreError {
     #[error("conflict: {0}")]
     Conflict(String),
     /// The backend failed (I/O, corruption, a bug). Logged and reported as an internal error.
-    #[error("storage failure: {0}")]
-    Backend(String),
+    /// `cause` is the backend's own error, kept typed (see [`StoreError::cause`]); its text is
+    /// part of this error's message, so that every log line and notice that shows the error shows
+    /// why, and it is not repeated as a `source` in error chains.
+    #[error("storage failure: {what}{}", cause.as_ref().map(|c| format!(": {c}")).unwrap_or_default())]
+    Backend {
+        what: String,
+        cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl StoreError {
+    /// A backend failure caused by `cause`.
+    pub fn backend(
+        what: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        StoreError::Backend {
+            what: what.into(),
+            cause: Some(cause.into()),
+        }
+    }
+
+    /// A backend failure with no underlying error (a broken invariant, a stopped thread).
+    pub fn failure(what: impl Into<String>) -> Self {
+        StoreError::Backend {
+            what: what.into(),
+            cause: None,
+        }
+    }
+
+    /// The backend's own error behind a `Backend` failure, e.g. to look for a full disk.
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match self {
+            StoreError::Backend { cause, .. } => cause.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -133,4 +168,25 @@ pub trait Store: Send + Sync + 'static {
     async fn alerts(&self, limit: u32) -> StoreResult<Vec<tally_proto::admin::AlertView>>;
     /// The newest `limit` entries, newest first.
     async fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_failure_says_why_and_keeps_the_typed_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full");
+        let e = StoreError::backend("insert report", io);
+        assert_eq!(e.to_string(), "storage failure: insert report: disk full");
+        let cause = e.cause().and_then(|c| c.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            cause.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::StorageFull)
+        );
+        assert_eq!(
+            StoreError::failure("the writer thread has stopped").to_string(),
+            "storage failure: the writer thread has stopped"
+        );
+    }
 }
