@@ -140,15 +140,8 @@ fn print_authorization(auth: &tally_sdk::Authorization) -> anyhow::Result<()> {
     crate::output::print(&out)
 }
 
-/// `YYYY-MM-DD HH:MM:SS UTC` of a Unix time.
-pub fn format_time(t: tally_proto::UnixSeconds) -> String {
-    let fmt =
-        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| d.format(fmt).ok())
-        .unwrap_or_else(|| t.to_string())
-}
+/// `YYYY-MM-DD HH:MM:SS UTC` of a Unix time (see `tally_proto::time_text`).
+pub use tally_proto::time_text::second as format_time;
 
 /// Reads a configuration file; a relative `state_dir` is resolved against the file's folder, so
 /// the same file is the same device whatever the current directory.

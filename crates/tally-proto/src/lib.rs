@@ -8,6 +8,7 @@ pub mod admin;
 pub mod error;
 pub mod license;
 pub mod slice;
+pub mod time_text;
 pub mod wire;
 
 pub use error::{ErrorBody, ErrorCode};

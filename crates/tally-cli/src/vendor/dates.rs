@@ -1,20 +1,13 @@
 //! Dates as the vendor types and reads them. Documents hold Unix seconds (no calendar in signed
 //! data); people write `YYYY-MM-DD` (midnight UTC) or an RFC 3339 instant.
 
-use time::format_description::BorrowedFormatItem;
-use time::macros::format_description;
-
 use tally_proto::UnixSeconds;
-
-const DAY: &[BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]");
-const INSTANT: &[BorrowedFormatItem<'static>] =
-    format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
 
 /// Parses `YYYY-MM-DD` as midnight UTC, or an RFC 3339 instant with its offset.
 pub fn parse(text: &str) -> Result<UnixSeconds, String> {
     let text = text.trim();
-    if let Ok(date) = time::Date::parse(text, DAY) {
-        return Ok(date.midnight().assume_utc().unix_timestamp());
+    if let Some(midnight) = tally_proto::time_text::parse_midnight(text) {
+        return Ok(midnight);
     }
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map(|t| t.unix_timestamp())
@@ -24,15 +17,11 @@ pub fn parse(text: &str) -> Result<UnixSeconds, String> {
 /// `YYYY-MM-DD` for a midnight UTC (what `parse` makes of a date), else
 /// `YYYY-MM-DD HH:MM:SS UTC`; the raw number if it is out of the calendar's range.
 pub fn show(t: UnixSeconds) -> String {
-    let Ok(at) = time::OffsetDateTime::from_unix_timestamp(t) else {
-        return t.to_string();
-    };
-    let formatted = if at.time() == time::Time::MIDNIGHT {
-        at.date().format(DAY)
+    if t.rem_euclid(86_400) == 0 {
+        tally_proto::time_text::day(t)
     } else {
-        at.format(INSTANT)
-    };
-    formatted.unwrap_or_else(|_| t.to_string())
+        tally_proto::time_text::second(t)
+    }
 }
 
 #[cfg(test)]

@@ -146,14 +146,8 @@ impl IntoResponse for PageError {
 
 pub type PageResult = Result<Response, PageError>;
 
-/// `YYYY-MM-DD HH:MM UTC`.
-pub fn when(t: tally_proto::UnixSeconds) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| d.format(fmt).ok())
-        .unwrap_or_else(|| t.to_string())
-}
+/// `YYYY-MM-DD HH:MM UTC` (see `tally_proto::time_text`).
+pub use tally_proto::time_text::minute as when;
 
 /// Splits a textarea into trimmed, non-empty lines.
 pub fn lines(text: &str) -> Vec<String> {

@@ -7,32 +7,18 @@ use tally_store::UsageFilter;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 
-const DAY_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
-    time::macros::format_description!("[year]-[month]-[day]");
-
 /// Days since the Unix epoch of a `YYYY-MM-DD` date.
 pub fn parse_day(field: &str, text: &str) -> ApiResult<i64> {
-    let date = time::Date::parse(text, DAY_FORMAT).map_err(|_| {
+    tally_proto::time_text::parse_day(text).ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidInput,
             format!("{field}: expected a date as YYYY-MM-DD, got `{text}`"),
         )
-    })?;
-    Ok(i64::from(
-        date.to_julian_day() - time::macros::date!(1970 - 01 - 01).to_julian_day(),
-    ))
+    })
 }
 
 /// `YYYY-MM-DD` of a day number.
-pub fn format_day(day: i64) -> String {
-    let epoch = time::macros::date!(1970 - 01 - 01).to_julian_day();
-    i32::try_from(day)
-        .ok()
-        .and_then(|d| d.checked_add(epoch))
-        .and_then(|j| time::Date::from_julian_day(j).ok())
-        .and_then(|d| d.format(DAY_FORMAT).ok())
-        .unwrap_or_else(|| format!("day {day}"))
-}
+pub use tally_proto::time_text::day_number as format_day;
 
 pub async fn usage(state: &AppState, q: UsageQuery) -> ApiResult<Vec<UsageRow>> {
     let from_day = q
