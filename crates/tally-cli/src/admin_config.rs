@@ -77,7 +77,7 @@ fn token(layers: &[Layer]) -> anyhow::Result<String> {
 
 /// The token `tally serve` wrote into its data directory.
 fn read_token(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join(tally_server::app::ADMIN_TOKEN_FILE);
+    let path = data_dir.join(tally_server::state::ADMIN_TOKEN_FILE);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let token = text.trim();

@@ -114,7 +114,7 @@ pub async fn install(state: &AppState, vendor: &SigningKey) -> anyhow::Result<()
     let token_hint = state
         .settings
         .data_dir
-        .join(tally_server::app::ADMIN_TOKEN_FILE);
+        .join(tally_server::state::ADMIN_TOKEN_FILE);
     tracing::info!(
         "demo ready: organization `{DEMO_ORG}`, handshake code `{DEMO_ORG}-default`, 5 devices of `{DEMO_PRODUCT}`.\n  \
          try:  tally client --config {c} authorize\n        \

@@ -14,6 +14,8 @@ pub mod portal;
 pub mod replay;
 pub mod service;
 pub mod settings;
+pub mod state;
 
-pub use app::{AppState, router, serve};
+pub use app::{router, serve};
 pub use settings::Settings;
+pub use state::AppState;

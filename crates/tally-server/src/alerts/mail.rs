@@ -8,7 +8,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tally_proto::admin::{EmailSettings, SmtpTls};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Settings key of the email settings (JSON).
 pub const EMAIL_KEY: &str = "alerts.email";

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tally_core::alerts::{Kind, crossed, describe, expiry_level, failure_level, usage_level};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// One threshold crossed.
 #[derive(Debug, Clone, Serialize)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use hmac::{Hmac, KeyInit, Mac};
 use tally_proto::admin::WebhookSettings;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Settings key of the webhook settings (JSON).
 pub const WEBHOOK_KEY: &str = "alerts.webhooks";

@@ -18,9 +18,9 @@ use tally_proto::admin::{
 use tally_proto::license::ActivationRequest;
 
 use crate::api::body;
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::service;
+use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()

@@ -9,13 +9,16 @@ use tally_proto::ErrorCode;
 
 use crate::error::{ApiError, ApiResult};
 
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
 /// The raw body, or PayloadTooLarge / BadRequest.
 pub fn bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
     body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 ErrorCode::PayloadTooLarge,
-                format!("the body exceeds {} bytes", crate::app::MAX_BODY_BYTES),
+                format!("the body exceeds {MAX_BODY_BYTES} bytes"),
             )
         } else {
             ApiError::new(ErrorCode::BadRequest, r.body_text())

@@ -19,8 +19,8 @@ use tally_proto::wire::{
     RequestStamp, SealedResponse, ServerHello, SessionEnvelope,
 };
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::{api, service};
 
 /// `GET /api/v2/hello`: the server's public identity and the vendor's certificate of it, which

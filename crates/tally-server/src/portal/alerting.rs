@@ -11,8 +11,8 @@ use tally_proto::admin::{EmailSettings, SmtpTls, WebhookSettings};
 use super::auth::{audit, check_csrf, require};
 use super::{Nav, PageResult, lines, render, see_other, when};
 use crate::alerts::{mail, webhook};
-use crate::app::AppState;
 use crate::service::alerting;
+use crate::state::AppState;
 
 #[derive(Default)]
 struct EmailForm {

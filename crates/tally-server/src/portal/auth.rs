@@ -12,8 +12,8 @@ use subtle::ConstantTimeEq;
 use tally_store::PortalSession;
 
 use super::{Nav, PageResult, render, see_other};
-use crate::app::AppState;
 use crate::service::password;
+use crate::state::AppState;
 
 const COOKIE: &str = "tally_session";
 const PASSWORD_KEY: &str = "portal.password_hash";

@@ -14,8 +14,8 @@ use tally_store::UsageFilter;
 
 use super::auth::{audit as log_action, check_csrf, require};
 use super::{Nav, PageResult, lines, render, see_other, when};
-use crate::app::AppState;
 use crate::service;
+use crate::state::AppState;
 
 macro_rules! signed_in {
     ($state:expr, $headers:expr) => {

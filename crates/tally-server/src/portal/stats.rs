@@ -10,8 +10,8 @@ use tally_store::UsageFilter;
 
 use super::auth::require;
 use super::{Nav, PageResult, chart, render};
-use crate::app::AppState;
 use crate::service::stats::format_day;
+use crate::state::AppState;
 
 #[derive(Deserialize, Default)]
 pub struct StatsQuery {

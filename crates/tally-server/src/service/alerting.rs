@@ -4,8 +4,8 @@ use tally_proto::ErrorCode;
 use tally_proto::admin::{EmailSettings, WebhookSettings};
 
 use crate::alerts::{mail, webhook};
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 /// The mask the API shows for saved secrets; receiving it back keeps the saved value.
 const MASK: &str = "********";

@@ -2,7 +2,7 @@
 
 use tally_store::AuditEntry;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Records an action; a failure to record is logged, never shown to the admin as a failure of
 /// the action itself (which has already happened).

@@ -14,9 +14,9 @@ use tally_proto::wire::{
 use tally_proto::{ErrorCode, UnixSeconds};
 use tally_store::{AdmitRequest, HandshakeRow};
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::service::{password, validate};
+use crate::state::AppState;
 
 /// The handshake code a request resolved to, and the end of its public trial if it is one.
 struct Resolved {

@@ -4,9 +4,9 @@ use tally_proto::ErrorCode;
 use tally_proto::admin::{CreateHandshake, HandshakeView, UpdateHandshake, ValidationRules};
 use tally_store::{HandshakeChange, HandshakeRow, NewHandshake};
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::service::{password, validate};
+use crate::state::AppState;
 
 pub async fn create(state: &AppState, req: CreateHandshake) -> ApiResult<HandshakeView> {
     let code = match req.code {

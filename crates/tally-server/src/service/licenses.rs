@@ -5,8 +5,8 @@ use tally_proto::ErrorCode;
 use tally_proto::admin::{ImportedLicense, ItemView};
 use tally_store::NewLicense;
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 /// Verifies that `text` is a license activated by the vendor for this very server, then stores
 /// it. The organization is created with a default handshake code on its first license.

@@ -12,9 +12,9 @@ use tally_proto::wire::{
 use tally_proto::{ErrorCode, UnixSeconds};
 use tally_store::{ReportBatch, ReportResult, ReportRow};
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::service::validate;
+use crate::state::AppState;
 
 /// Records the reports of `req`, sent in the session of `session` (its device and code).
 pub async fn report(

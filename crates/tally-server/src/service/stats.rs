@@ -4,8 +4,8 @@ use tally_proto::ErrorCode;
 use tally_proto::admin::{UsageQuery, UsageRow};
 use tally_store::UsageFilter;
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 /// Days since the Unix epoch of a `YYYY-MM-DD` date.
 pub fn parse_day(field: &str, text: &str) -> ApiResult<i64> {

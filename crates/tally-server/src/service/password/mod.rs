@@ -17,8 +17,8 @@ mod throttle;
 pub use guard::PasswordGuard;
 pub use throttle::Budget;
 
-use crate::app::AppState;
 use crate::error::ApiResult;
+use crate::state::AppState;
 
 /// Wrong session passwords from one address (an IPv6 /64): 10 at once, then one per 30 s.
 pub const PER_SOURCE: Budget = Budget {
