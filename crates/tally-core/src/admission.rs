@@ -227,23 +227,13 @@ fn admit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tally_proto::license::ActiveWindow;
 
     fn item(t: LicenseType, quantity: u64, grace: u8) -> LicenseItem {
         LicenseItem {
-            id: "i".into(),
-            product: "p".into(),
-            versions: None,
-            modules: vec![],
-            license_type: t,
             quantity,
-            start: 0,
-            end: 1_000_000_000,
             grace_percent: grace,
-            active_window: ActiveWindow::Days30,
-            metric: None,
-            max_offline_days: None,
-            grace_days: Some(0),
+            end: 1_000_000_000,
+            ..crate::fixtures::item(t)
         }
     }
 

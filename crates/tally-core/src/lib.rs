@@ -11,6 +11,8 @@
 pub mod admission;
 pub mod alerts;
 pub mod clock;
+#[cfg(test)]
+mod fixtures;
 pub mod matching;
 pub mod order;
 pub mod reporting;

@@ -84,19 +84,10 @@ mod tests {
 
     fn item(t: LicenseType) -> LicenseItem {
         LicenseItem {
-            id: "i".into(),
-            product: "p".into(),
-            versions: None,
-            modules: vec![],
-            license_type: t,
             quantity: 10,
-            start: 0,
             end: 1_000_000,
-            grace_percent: 0,
             active_window: ActiveWindow::Hours24,
-            metric: None,
-            max_offline_days: None,
-            grace_days: Some(0),
+            ..crate::fixtures::item(t)
         }
     }
 

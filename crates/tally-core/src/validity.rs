@@ -85,25 +85,13 @@ pub fn local_validity(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tally_proto::license::ActiveWindow;
 
     const DAY: i64 = 86_400;
 
     fn item(t: LicenseType) -> LicenseItem {
         LicenseItem {
-            id: "i".into(),
-            product: "p".into(),
-            versions: None,
-            modules: vec![],
-            license_type: t,
-            quantity: 1,
-            start: 0,
-            end: 1000 * DAY,
-            grace_percent: 0,
-            active_window: ActiveWindow::Days30,
-            metric: None,
-            max_offline_days: None,
             grace_days: None,
+            ..crate::fixtures::item(t)
         }
     }
 
