@@ -7,7 +7,6 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tally_crypto::envelope::ENVELOPE_VERSION;
@@ -47,21 +46,30 @@ pub async fn retired() -> ApiError {
     )
 }
 
-/// `POST /api/v2/authorize`.
+/// `POST /api/v2/authorize`, the one HPKE-sealed request. Errors found before the envelope is
+/// opened are answered in plain JSON (there is no key to seal them with); every later answer,
+/// success or error, is sealed to the requesting client.
 pub async fn authorize(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    sealed(
-        &state,
-        "authorize",
-        body,
-        |s, req: AuthorizeRequest, session| async move {
-            service::authorize::authorize(&s, req, session, peer.ip()).await
-        },
-    )
-    .await
+    let opened = match open(&state, "authorize", body) {
+        Ok(o) => o,
+        Err(e) => return e.into_response(),
+    };
+    let outcome =
+        match api::body::json::<AuthorizeRequest>(&opened.plaintext, ErrorCode::BadRequest) {
+            Ok(req) => match check_stamp(&state, &req.stamp, opened.replay_id) {
+                Ok(()) => {
+                    let session = opened.reply_key.session_key();
+                    service::authorize::authorize(&state, req, session, peer.ip()).await
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+    sealed_answer(outcome, |plain| opened.reply_key.seal(plain))
 }
 
 /// `POST /api/v2/session/report`: usage reports encrypted with the key of a report session (see
@@ -179,45 +187,6 @@ fn sealed_answer<Resp: Serialize>(
             ApiError::plain(ErrorCode::Internal).into_response()
         }
     }
-}
-
-/// Requests that carry a replay-protection stamp.
-trait Stamped {
-    fn stamp(&self) -> &RequestStamp;
-}
-impl Stamped for AuthorizeRequest {
-    fn stamp(&self) -> &RequestStamp {
-        &self.stamp
-    }
-}
-
-/// Opens a sealed request, checks its stamp, runs `handler` and seals the reply. Errors found
-/// before the envelope is opened are answered in plain JSON (there is no key to seal them with);
-/// every later answer, success or error, is sealed to the requesting client.
-async fn sealed<Req, Resp, F, Fut>(
-    state: &AppState,
-    purpose: &'static str,
-    body: Result<Bytes, BytesRejection>,
-    handler: F,
-) -> Response
-where
-    Req: DeserializeOwned + Stamped,
-    Resp: Serialize,
-    F: FnOnce(AppState, Req, SessionKey) -> Fut,
-    Fut: std::future::Future<Output = ApiResult<Resp>>,
-{
-    let opened = match open(state, purpose, body) {
-        Ok(o) => o,
-        Err(e) => return e.into_response(),
-    };
-    let outcome = match api::body::json::<Req>(&opened.plaintext, ErrorCode::BadRequest) {
-        Ok(req) => match check_stamp(state, req.stamp(), opened.replay_id) {
-            Ok(()) => handler(state.clone(), req, opened.reply_key.session_key()).await,
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
-    };
-    sealed_answer(outcome, |plain| opened.reply_key.seal(plain))
 }
 
 fn open(
