@@ -5,16 +5,20 @@
 //! * [`matching`]: whether a license item serves a request (product, version, modules, dates).
 //! * [`order`]: the default consumption order of items on a handshake code.
 //! * [`admission`]: quota decisions, taken by a store inside one write transaction.
+//! * [`live_state`]: what a store counts for an admission, per license type.
 //! * [`validity`]: how long a device may use a grant by itself, and when it renews it.
 //! * [`reporting`]: who may report usage, and in which slice it counts.
+//! * [`replay_window`]: which report-session message numbers are accepted, once.
 
 pub mod admission;
 pub mod alerts;
 pub mod clock;
 #[cfg(test)]
 mod fixtures;
+pub mod live_state;
 pub mod matching;
 pub mod order;
+pub mod replay_window;
 pub mod reporting;
 pub mod resolve;
 pub mod validation;
