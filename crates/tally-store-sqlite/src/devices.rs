@@ -1,9 +1,10 @@
 //! Device registrations and the quota decision that creates them.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use tally_core::admission::{Ask, Decision, ItemState, allowance_year_start, decide};
+use tally_core::admission::{Ask, Decision, ItemState, decide};
+use tally_core::live_state::{Answers, OwnPlace, item_state, questions};
 use tally_proto::UnixSeconds;
-use tally_proto::license::{LicenseItem, LicenseType};
+use tally_proto::license::LicenseItem;
 use tally_proto::slice::slice_of;
 use tally_store::{Admission, AdmitRequest, DeviceRow, StoreResult};
 
@@ -19,7 +20,7 @@ pub fn admit(c: &mut Connection, req: &AdmitRequest) -> StoreResult<Admission> {
     let mut states = Vec::with_capacity(req.candidates.len());
     let mut before = Vec::with_capacity(req.candidates.len());
     for item in &req.candidates {
-        let (state, own) = item_state(&tx, item, &req.device_uuid, &req.ask, req.now)?;
+        let (state, own) = live_state(&tx, item, &req.device_uuid, &req.ask, req.now)?;
         states.push(state);
         before.push(own);
     }
@@ -104,98 +105,79 @@ fn count(c: &Connection, sql: &str, p: impl rusqlite::Params) -> StoreResult<i64
         .map_err(backend("count registrations"))
 }
 
-/// The live state of one item as the core rules need it.
-/// The live state of one item as the core rules need it, and the device's own registration on
-/// it (for the place counters).
-fn item_state(
+/// The live state of one item as the core rules need it (the counts
+/// [`tally_core::live_state::questions`] asks for), and the device's own registration on it (for
+/// the place counters).
+fn live_state(
     c: &Connection,
     item: &LicenseItem,
     device: &str,
     ask: &Ask,
     now: UnixSeconds,
 ) -> StoreResult<(ItemState, Option<Place>)> {
-    let own: Option<(i64, Option<i64>, i64)> = c
+    let own = c
         .prepare_cached(
             "SELECT active_until, active_day, units FROM devices WHERE item_id = ?1 AND device_uuid = ?2",
         )
         .and_then(|mut stmt| {
             stmt.query_row(params![item.id, device], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok(OwnPlace {
+                    active_until: r.get(0)?,
+                    active_day: r.get(1)?,
+                    units: to_u64(r.get(2)?),
+                })
             })
             .optional()
         })
         .map_err(backend("read device"))?;
-    let own_place = own.map(|(active_until, _, units)| Place {
-        active_until,
-        units: to_u64(units),
-    });
-    let today = now.div_euclid(86_400);
-    let device_active = own.is_some_and(|(until, _, _)| until > now);
-    let mut state = ItemState {
-        device_active,
-        device_seen_today: own.is_some_and(|(until, day, _)| until > now && day == Some(today)),
-        ..ItemState::default()
-    };
-    // The device's own units, when it holds a place, are not "other" units.
-    let own_units = if device_active {
-        own_place.map_or(0, |p| p.units)
-    } else {
-        0
-    };
-    // Only what the item's type decides on is counted; a device that already holds its place
-    // needs no count at all.
-    match item.license_type {
-        LicenseType::PerDevice if !state.device_active => {
-            // The device holds no place, so every place held is another device's.
-            state.other_active_devices = places::held(c, &item.id, now)?.devices;
-        }
-        LicenseType::PerActiveDevice if !state.device_seen_today => {
-            state.other_devices_today = to_u64(count(
-                c,
-                "SELECT COUNT(*) FROM devices WHERE item_id = ?1 AND active_day = ?2 AND active_until > ?3 AND device_uuid <> ?4",
-                params![item.id, today, now, device],
-            )?);
-        }
-        LicenseType::ConcurrentDevice
-        | LicenseType::ConcurrentInstance
-        | LicenseType::PerInstance => {
-            state.other_units = places::held(c, &item.id, now)?
-                .units
-                .saturating_sub(own_units);
-            if item.license_type != LicenseType::PerInstance {
-                state.exceptions_this_year = to_u64(count(
-                    c,
-                    "SELECT SUM(excess) FROM exceptions WHERE item_id = ?1 AND slice >= ?2",
-                    params![item.id, slice_of(allowance_year_start(item, now))],
-                )?);
-            }
-        }
-        LicenseType::PerUsage => {
-            state.usage_used = to_u64(count(
-                c,
-                "SELECT used FROM item_usage WHERE item_id = ?1",
-                params![item.id],
-            )?);
-        }
-        LicenseType::PerDomain => {
-            let domain = ask.domain.clone().unwrap_or_default();
-            state.domain_known = count(
-                c,
-                "SELECT COUNT(*) FROM devices WHERE item_id = ?1 AND active_until > ?2 AND domain = ?3",
-                params![item.id, now, domain],
-            )? > 0;
-            if !state.domain_known {
-                state.other_domains = to_u64(count(
-                    c,
-                    "SELECT COUNT(DISTINCT domain) FROM devices
-                     WHERE item_id = ?1 AND active_until > ?2 AND domain IS NOT NULL AND domain <> ?3",
-                    params![item.id, now, domain],
-                )?);
-            }
-        }
-        LicenseType::PerDevice | LicenseType::PerActiveDevice => {}
+    let asked = questions(item, own.as_ref(), ask, now);
+    let mut answers = Answers::default();
+    if asked.active_devices || asked.held_units {
+        let held = places::held(c, &item.id, now)?;
+        answers.active_devices = held.devices;
+        answers.held_units = held.units;
     }
-    Ok((state, own_place))
+    if let Some(day) = asked.other_devices_today {
+        answers.other_devices_today = to_u64(count(
+            c,
+            "SELECT COUNT(*) FROM devices WHERE item_id = ?1 AND active_day = ?2 AND active_until > ?3 AND device_uuid <> ?4",
+            params![item.id, day, now, device],
+        )?);
+    }
+    if let Some(slice) = asked.exceptions_since_slice {
+        answers.exceptions = to_u64(count(
+            c,
+            "SELECT SUM(excess) FROM exceptions WHERE item_id = ?1 AND slice >= ?2",
+            params![item.id, slice],
+        )?);
+    }
+    if asked.usage_used {
+        answers.usage_used = to_u64(count(
+            c,
+            "SELECT used FROM item_usage WHERE item_id = ?1",
+            params![item.id],
+        )?);
+    }
+    if let Some(domain) = &asked.domain {
+        answers.domain_held = count(
+            c,
+            "SELECT COUNT(*) FROM devices WHERE item_id = ?1 AND active_until > ?2 AND domain = ?3",
+            params![item.id, now, domain],
+        )? > 0;
+        if !answers.domain_held {
+            answers.other_domains = to_u64(count(
+                c,
+                "SELECT COUNT(DISTINCT domain) FROM devices
+                 WHERE item_id = ?1 AND active_until > ?2 AND domain IS NOT NULL AND domain <> ?3",
+                params![item.id, now, domain],
+            )?);
+        }
+    }
+    let place = own.map(|p| Place {
+        active_until: p.active_until,
+        units: p.units,
+    });
+    Ok((item_state(own.as_ref(), &answers, now), place))
 }
 
 /// Registrations, most recently seen first; `page` = `(limit, offset)`, or all of them.
