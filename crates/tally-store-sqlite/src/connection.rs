@@ -23,7 +23,7 @@ struct Inner {
     path: PathBuf,
     writer: WriterHandle,
     readers: Mutex<Vec<Connection>>,
-    cache: crate::cache::ReadCache,
+    cache: tally_store::cache::ReadCache,
 }
 
 fn configure(conn: &Connection) -> StoreResult<()> {
@@ -64,13 +64,13 @@ pub(crate) fn open(path: &Path) -> StoreResult<SqliteStore> {
             path: path.to_owned(),
             writer,
             readers: Mutex::new(Vec::new()),
-            cache: crate::cache::ReadCache::default(),
+            cache: tally_store::cache::ReadCache::default(),
         }),
     })
 }
 
 impl SqliteStore {
-    pub(crate) fn cache(&self) -> &crate::cache::ReadCache {
+    pub(crate) fn cache(&self) -> &tally_store::cache::ReadCache {
         &self.inner.cache
     }
 

@@ -7,9 +7,9 @@
 
 mod alerts;
 mod backup;
-mod cache;
 mod connection;
 mod devices;
+mod export;
 mod handshakes;
 mod licenses;
 mod migrate;
@@ -17,6 +17,7 @@ mod places;
 mod portal;
 mod savepoint;
 pub mod seed;
+mod shared;
 mod usage;
 mod writer;
 
@@ -28,6 +29,7 @@ use tally_store::*;
 
 pub use backup::{BackupError, CheckedDatabase, backup_database, check_database};
 pub use connection::SqliteStore;
+pub use export::{EXPORT_CHUNK_ROWS, ExportError, export};
 pub use migrate::SCHEMA_VERSION;
 use writer::CommitSpacing;
 
@@ -240,5 +242,64 @@ impl Store for SqliteStore {
 
     async fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {
         self.read(move |c| portal::audit_log(c, limit)).await
+    }
+
+    /// One server per data directory (its lock): never shared.
+    fn config_version(&self) -> Option<u64> {
+        self.cache().version()
+    }
+
+    fn shared(&self) -> bool {
+        false
+    }
+
+    async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.write(move |c| shared::setting_or_insert(c, &key, &value))
+            .await
+    }
+
+    async fn hold_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: UnixSeconds,
+        until: UnixSeconds,
+    ) -> StoreResult<bool> {
+        let (job, holder) = (job.to_owned(), holder.to_owned());
+        self.write(move |c| shared::hold_lease(c, &job, &holder, now, until))
+            .await
+    }
+
+    async fn release_lease(&self, job: &str, holder: &str) -> StoreResult<()> {
+        let (job, holder) = (job.to_owned(), holder.to_owned());
+        self.write(move |c| shared::release_lease(c, &job, &holder))
+            .await
+    }
+
+    async fn first_use(
+        &self,
+        id: &[u8],
+        now: UnixSeconds,
+        forget_after: UnixSeconds,
+    ) -> StoreResult<bool> {
+        let id = id.to_vec();
+        self.write(move |c| shared::first_use(c, &id, now, forget_after))
+            .await
+    }
+
+    async fn accept_session_message(
+        &self,
+        session: &[u8],
+        seq: u64,
+        expires_at: UnixSeconds,
+    ) -> StoreResult<bool> {
+        let session = session.to_vec();
+        self.write(move |c| shared::accept_session_message(c, &session, seq, expires_at))
+            .await
+    }
+
+    async fn sweep_expired(&self, now: UnixSeconds) -> StoreResult<u64> {
+        self.write(move |c| shared::sweep_expired(c, now)).await
     }
 }

@@ -26,6 +26,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_item_places",
         include_str!("../migrations/0007_item_places.sql"),
     ),
+    (
+        "0008_shared_state",
+        include_str!("../migrations/0008_shared_state.sql"),
+    ),
 ];
 
 /// The schema version this code writes.

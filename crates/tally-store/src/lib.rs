@@ -4,6 +4,8 @@
 //! Quota decisions are made *inside* the store's write transaction ([`Store::admit_device`]) by
 //! the pure rules of `tally-core`, so that they hold under any concurrency.
 
+pub mod cache;
+pub mod copy;
 mod model;
 
 pub use model::*;
@@ -62,6 +64,9 @@ impl StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the server persists. Every method that returns `Ok` has made its writes durable.
+///
+/// Texts never hold a NUL character (PostgreSQL cannot store one): the server refuses control
+/// characters in what it is sent, and the documents it stores are armored or JSON.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// A small key/value table for server settings (e.g. the admin token hash).
@@ -168,6 +173,52 @@ pub trait Store: Send + Sync + 'static {
     async fn alerts(&self, limit: u32) -> StoreResult<Vec<tally_proto::admin::AlertView>>;
     /// The newest `limit` entries, newest first.
     async fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+
+    /// A number that changes whenever licenses, handshake codes or organizations may have
+    /// changed (by this process or, in a shared store, by another instance), so that what a
+    /// server derives from them can be kept until then; `None` when the store cannot tell (then
+    /// read them again).
+    fn config_version(&self) -> Option<u64>;
+
+    /// Whether several server instances share this store: the state that keeps requests from
+    /// being replayed must then live in it (see [`Store::first_use`]), not in one process.
+    fn shared(&self) -> bool;
+
+    /// Stores `value` under `key` unless the key has a value; returns the value kept, the same
+    /// for every caller however many race (e.g. a secret the instances share).
+    async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String>;
+
+    /// Takes or keeps the lease `job` for `holder` until `until`: true when `holder` now holds
+    /// it (it was free, had expired at `now`, or was `holder`'s already). A background job that
+    /// must run once across instances runs only while its instance holds the lease.
+    async fn hold_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: tally_proto::UnixSeconds,
+        until: tally_proto::UnixSeconds,
+    ) -> StoreResult<bool>;
+    /// Gives the lease up, if `holder` holds it.
+    async fn release_lease(&self, job: &str, holder: &str) -> StoreResult<()>;
+
+    /// Records the one use of a request envelope (`id`, at most 32 bytes) until `forget_after`;
+    /// false when it was recorded before and has not been forgotten.
+    async fn first_use(
+        &self,
+        id: &[u8],
+        now: tally_proto::UnixSeconds,
+        forget_after: tally_proto::UnixSeconds,
+    ) -> StoreResult<bool>;
+    /// Accepts message `seq` of report session `session` once, per
+    /// [`tally_core::replay_window::accept`]; the session is forgotten after `expires_at`.
+    async fn accept_session_message(
+        &self,
+        session: &[u8],
+        seq: u64,
+        expires_at: tally_proto::UnixSeconds,
+    ) -> StoreResult<bool>;
+    /// Forgets envelopes, session windows and leases that expired by `now`; returns how many.
+    async fn sweep_expired(&self, now: tally_proto::UnixSeconds) -> StoreResult<u64>;
 }
 
 #[cfg(test)]

@@ -147,8 +147,8 @@ pub struct ReportOutcome {
     pub accepted: Vec<String>,
     /// Report ids that had been counted before (not counted again).
     pub duplicates: Vec<String>,
-    /// Per-usage items the device holds on the code that are used up (see
-    /// `tally_core::reporting::usage_exhausted`), after this batch was charged.
+    /// The per-usage item this batch was charged to, when it is used up (see
+    /// `tally_core::reporting::usage_exhausted`) after the charge.
     pub exhausted: Vec<String>,
 }
 

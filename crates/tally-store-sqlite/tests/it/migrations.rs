@@ -4,6 +4,17 @@ use tally_store::Store;
 use tally_store_sqlite::{SCHEMA_VERSION, SqliteStore};
 
 #[test]
+fn a_database_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tally.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 999).unwrap();
+    drop(conn);
+    let err = SqliteStore::open(&path).err().unwrap();
+    assert!(err.to_string().contains("newer"), "{err}");
+}
+
+#[test]
 fn a_database_with_a_negative_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tally.db");
