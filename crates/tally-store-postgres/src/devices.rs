@@ -1,0 +1,275 @@
+//! Device registrations and the quota decision that creates them.
+
+use deadpool_postgres::Transaction;
+use tally_core::admission::{Ask, Decision, ItemState, decide};
+use tally_core::live_state::{Answers, OwnPlace, item_state, questions};
+use tally_proto::UnixSeconds;
+use tally_proto::license::LicenseItem;
+use tally_proto::slice::slice_of;
+use tally_store::{Admission, AdmitRequest, DeviceRow, StoreResult};
+
+use crate::connection::{Db, count, execute, get, row, rows, to_i64};
+
+/// Locks the candidate items (in item order, so that two admissions never wait on each other in
+/// a circle), reads each one's live state, lets the core rules decide and writes the
+/// registration, all in one transaction: a report or an admission on another connection or
+/// another instance waits for the lock, so nobody can take a place between the count and the
+/// write.
+pub async fn admit(tx: &Transaction<'_>, req: &AdmitRequest) -> StoreResult<Admission> {
+    let mut ids: Vec<&str> = req.candidates.iter().map(|i| i.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    lock_items(tx, &ids, "FOR UPDATE").await?;
+    let mut states = Vec::with_capacity(req.candidates.len());
+    for item in &req.candidates {
+        states.push(live_state(tx, item, &req.device_uuid, &req.ask, req.now).await?);
+    }
+    let decision = decide(&req.candidates, &states, &req.ask, req.now);
+    if let Decision::Admit {
+        index,
+        active_until,
+        units,
+        exception,
+    } = decision
+        && let Some(item) = req.candidates.get(index)
+    {
+        let today = req.now.div_euclid(86_400);
+        execute(
+            tx,
+            "register device",
+            "INSERT INTO devices (item_id, device_uuid, handshake_code, friendly_name, first_seen,
+                                  last_seen, admitted_at, active_until, units, domain, active_day)
+             VALUES ($1, $2, $3, $4, $5, $5, $5, $6, $7, $8, $9)
+             ON CONFLICT (item_id, device_uuid) DO UPDATE SET
+                handshake_code = excluded.handshake_code,
+                friendly_name = COALESCE(excluded.friendly_name, devices.friendly_name),
+                last_seen = excluded.last_seen,
+                admitted_at = excluded.admitted_at,
+                active_until = excluded.active_until,
+                units = excluded.units,
+                domain = COALESCE(excluded.domain, devices.domain),
+                active_day = excluded.active_day",
+            &[
+                &item.id,
+                &req.device_uuid,
+                &req.handshake_code,
+                &req.friendly_name,
+                &req.now,
+                &active_until,
+                &to_i64(units),
+                &req.ask.domain,
+                &today,
+            ],
+        )
+        .await?;
+        if exception > 0 {
+            record_exception(tx, &item.id, slice_of(req.now), exception).await?;
+        }
+    }
+    Ok(Admission { decision })
+}
+
+/// Locks the rows of `ids` (sorted) with `mode` (`FOR UPDATE` to change places, `FOR SHARE` to
+/// renew them).
+pub async fn lock_items(c: &impl Db, ids: &[&str], mode: &str) -> StoreResult<()> {
+    let sql = format!("SELECT item_id FROM items WHERE item_id = ANY($1) ORDER BY item_id {mode}");
+    rows(c, "lock license items", &sql, &[&ids]).await?;
+    Ok(())
+}
+
+/// Keeps the largest overuse seen in a slice.
+pub async fn record_exception(c: &impl Db, item: &str, slice: i64, excess: u64) -> StoreResult<()> {
+    execute(
+        c,
+        "record exception",
+        "INSERT INTO exceptions (item_id, slice, excess) VALUES ($1, $2, $3)
+         ON CONFLICT (item_id, slice) DO UPDATE SET excess = GREATEST(exceptions.excess, excluded.excess)",
+        &[&item, &slice, &to_i64(excess)],
+    )
+    .await
+    .map(drop)
+}
+
+/// Units of the registrations of `item` holding a place at `now`, and how many they are.
+pub async fn held(c: &impl Db, item: &str, now: UnixSeconds) -> StoreResult<(u64, u64)> {
+    let r = row(
+        c,
+        "count places",
+        "SELECT COUNT(*), SUM(units)::BIGINT FROM devices WHERE item_id = $1 AND active_until > $2",
+        &[&item, &now],
+    )
+    .await?;
+    match r {
+        Some(r) => Ok((count(&r, 0)?, count(&r, 1)?)),
+        None => Ok((0, 0)),
+    }
+}
+
+async fn scalar(
+    c: &impl Db,
+    what: &str,
+    sql: &str,
+    p: crate::connection::Params<'_>,
+) -> StoreResult<u64> {
+    match row(c, what, sql, p).await? {
+        Some(r) => count(&r, 0),
+        None => Ok(0),
+    }
+}
+
+/// The live state of one item as the core rules need it (the counts
+/// [`tally_core::live_state::questions`] asks for).
+async fn live_state(
+    c: &impl Db,
+    item: &LicenseItem,
+    device: &str,
+    ask: &Ask,
+    now: UnixSeconds,
+) -> StoreResult<ItemState> {
+    let own = match row(
+        c,
+        "read device",
+        "SELECT active_until, active_day, units FROM devices WHERE item_id = $1 AND device_uuid = $2",
+        &[&item.id, &device],
+    )
+    .await?
+    {
+        Some(r) => Some(OwnPlace {
+            active_until: get(&r, 0)?,
+            active_day: get(&r, 1)?,
+            units: count(&r, 2)?,
+        }),
+        None => None,
+    };
+    let asked = questions(item, own.as_ref(), ask, now);
+    let mut answers = Answers::default();
+    if asked.active_devices || asked.held_units {
+        (answers.active_devices, answers.held_units) = held(c, &item.id, now).await?;
+    }
+    if let Some(day) = asked.other_devices_today {
+        answers.other_devices_today = scalar(
+            c,
+            "count devices today",
+            "SELECT COUNT(*) FROM devices
+             WHERE item_id = $1 AND active_day = $2 AND active_until > $3 AND device_uuid <> $4",
+            &[&item.id, &day, &now, &device],
+        )
+        .await?;
+    }
+    if let Some(slice) = asked.exceptions_since_slice {
+        answers.exceptions = scalar(
+            c,
+            "count exceptions",
+            "SELECT SUM(excess)::BIGINT FROM exceptions WHERE item_id = $1 AND slice >= $2",
+            &[&item.id, &slice],
+        )
+        .await?;
+    }
+    if asked.usage_used {
+        answers.usage_used = scalar(
+            c,
+            "read usage",
+            "SELECT used FROM item_usage WHERE item_id = $1",
+            &[&item.id],
+        )
+        .await?;
+    }
+    if let Some(domain) = &asked.domain {
+        answers.domain_held = scalar(
+            c,
+            "find domain",
+            "SELECT COUNT(*) FROM devices WHERE item_id = $1 AND active_until > $2 AND domain = $3",
+            &[&item.id, &now, domain],
+        )
+        .await?
+            > 0;
+        if !answers.domain_held {
+            answers.other_domains = scalar(
+                c,
+                "count domains",
+                "SELECT COUNT(DISTINCT domain) FROM devices
+                 WHERE item_id = $1 AND active_until > $2 AND domain IS NOT NULL AND domain <> $3",
+                &[&item.id, &now, domain],
+            )
+            .await?;
+        }
+    }
+    Ok(item_state(own.as_ref(), &answers, now))
+}
+
+fn device_row(r: &tokio_postgres::Row) -> StoreResult<DeviceRow> {
+    Ok(DeviceRow {
+        device_uuid: get(r, 0)?,
+        item_id: get(r, 1)?,
+        handshake_code: get(r, 2)?,
+        friendly_name: get(r, 3)?,
+        first_seen: get(r, 4)?,
+        last_seen: get(r, 5)?,
+        active_until: get(r, 6)?,
+        units: count(r, 7)?,
+        domain: get(r, 8)?,
+    })
+}
+
+/// Registrations, most recently seen first; `page` = `(limit, offset)`, or all of them.
+pub async fn list(c: &impl Db, page: Option<(u32, u64)>) -> StoreResult<Vec<DeviceRow>> {
+    let (limit, offset): (Option<i64>, i64) = match page {
+        Some((limit, offset)) => (Some(i64::from(limit)), to_i64(offset)),
+        None => (None, 0),
+    };
+    rows(
+        c,
+        "list devices",
+        "SELECT device_uuid, item_id, handshake_code, friendly_name, first_seen, last_seen,
+                active_until, units, domain
+         FROM devices ORDER BY last_seen DESC, device_uuid, item_id LIMIT $1 OFFSET $2",
+        &[&limit, &offset],
+    )
+    .await?
+    .iter()
+    .map(device_row)
+    .collect()
+}
+
+pub async fn count_all(c: &impl Db) -> StoreResult<u64> {
+    scalar(c, "count devices", "SELECT COUNT(*) FROM devices", &[]).await
+}
+
+/// See [`tally_store::Store::trial`]: the first caller's insert wins; everyone reads its end.
+pub async fn trial(
+    tx: &Transaction<'_>,
+    device: &str,
+    now: UnixSeconds,
+    length: i64,
+) -> StoreResult<UnixSeconds> {
+    let ends = now.saturating_add(length);
+    execute(
+        tx,
+        "start trial",
+        "INSERT INTO trials (device_uuid, started_at, ends_at) VALUES ($1, $2, $3)
+         ON CONFLICT (device_uuid) DO NOTHING",
+        &[&device, &now, &ends],
+    )
+    .await?;
+    let r = row(
+        tx,
+        "read trial",
+        "SELECT ends_at FROM trials WHERE device_uuid = $1",
+        &[&device],
+    )
+    .await?;
+    match r {
+        Some(r) => get(&r, 0),
+        None => Ok(ends),
+    }
+}
+
+pub async fn unregister(tx: &Transaction<'_>, device: &str) -> StoreResult<u64> {
+    execute(
+        tx,
+        "unregister device",
+        "DELETE FROM devices WHERE device_uuid = $1",
+        &[&device],
+    )
+    .await
+}

@@ -1,0 +1,154 @@
+//! Leases, used envelopes and report-session windows: what the instances sharing this database
+//! keep in it, so that a background job runs once and a request replayed to another instance is
+//! refused there too.
+
+use deadpool_postgres::Transaction;
+use tally_core::replay_window::{self, Window};
+use tally_proto::UnixSeconds;
+use tally_store::StoreResult;
+
+use crate::connection::{Db, execute, get, row};
+
+pub async fn setting_or_insert(
+    tx: &Transaction<'_>,
+    key: &str,
+    value: &str,
+) -> StoreResult<String> {
+    execute(
+        tx,
+        "write setting",
+        "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        &[&key, &value],
+    )
+    .await?;
+    match row(
+        tx,
+        "read setting",
+        "SELECT value FROM settings WHERE key = $1",
+        &[&key],
+    )
+    .await?
+    {
+        Some(r) => get(&r, 0),
+        None => Err(tally_store::StoreError::failure(format!(
+            "setting {key} vanished while it was written"
+        ))),
+    }
+}
+
+pub async fn hold_lease(
+    c: &impl Db,
+    job: &str,
+    holder: &str,
+    now: UnixSeconds,
+    until: UnixSeconds,
+) -> StoreResult<bool> {
+    let held = row(
+        c,
+        "take lease",
+        "INSERT INTO leases (job, holder, until) VALUES ($1, $2, $4)
+         ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, until = excluded.until
+         WHERE leases.holder = excluded.holder OR leases.until <= $3
+         RETURNING holder",
+        &[&job, &holder, &now, &until],
+    )
+    .await?;
+    Ok(match held {
+        Some(r) => get::<String>(&r, 0)? == holder,
+        None => false,
+    })
+}
+
+pub async fn release_lease(c: &impl Db, job: &str, holder: &str) -> StoreResult<()> {
+    execute(
+        c,
+        "release lease",
+        "DELETE FROM leases WHERE job = $1 AND holder = $2",
+        &[&job, &holder],
+    )
+    .await
+    .map(drop)
+}
+
+pub async fn first_use(
+    tx: &Transaction<'_>,
+    id: &[u8],
+    now: UnixSeconds,
+    forget_after: UnixSeconds,
+) -> StoreResult<bool> {
+    // An entry that should have been forgotten no longer counts.
+    execute(
+        tx,
+        "forget envelope",
+        "DELETE FROM seen_envelopes WHERE id = $1 AND forget_after <= $2",
+        &[&id, &now],
+    )
+    .await?;
+    let inserted = execute(
+        tx,
+        "record envelope",
+        "INSERT INTO seen_envelopes (id, forget_after) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+        &[&id, &forget_after],
+    )
+    .await?;
+    Ok(inserted == 1)
+}
+
+/// The window row is created first and then locked, so that two instances accepting messages of
+/// one session at once apply the rule one after the other.
+pub async fn accept_session_message(
+    tx: &Transaction<'_>,
+    session: &[u8],
+    seq: u64,
+    expires_at: UnixSeconds,
+) -> StoreResult<bool> {
+    execute(
+        tx,
+        "open session window",
+        "INSERT INTO session_windows (session, highest, seen, expires_at) VALUES ($1, 0, 0, $2)
+         ON CONFLICT (session) DO NOTHING",
+        &[&session, &expires_at],
+    )
+    .await?;
+    let window = match row(
+        tx,
+        "read session window",
+        "SELECT highest, seen FROM session_windows WHERE session = $1 FOR UPDATE",
+        &[&session],
+    )
+    .await?
+    {
+        Some(r) => Window {
+            highest: get::<i64>(&r, 0)?.cast_unsigned(),
+            seen: get::<i64>(&r, 1)?.cast_unsigned(),
+        },
+        None => Window::default(),
+    };
+    let Some(next) = replay_window::accept(window, seq) else {
+        return Ok(false);
+    };
+    execute(
+        tx,
+        "write session window",
+        "UPDATE session_windows SET highest = $2, seen = $3 WHERE session = $1",
+        &[
+            &session,
+            &next.highest.cast_signed(),
+            &next.seen.cast_signed(),
+        ],
+    )
+    .await?;
+    Ok(true)
+}
+
+pub async fn sweep_expired(c: &impl Db, now: UnixSeconds) -> StoreResult<u64> {
+    let mut removed = 0;
+    for sql in [
+        "DELETE FROM seen_envelopes WHERE forget_after <= $1",
+        "DELETE FROM session_windows WHERE expires_at <= $1",
+        "DELETE FROM leases WHERE until <= $1",
+    ] {
+        removed += execute(c, "sweep", sql, &[&now]).await?;
+    }
+    Ok(removed)
+}
