@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use tally_proto::UnixSeconds;
 use tally_proto::license::{
     ACTIVATED_FORMAT, ActivatedLicense, ActivationRequest, CERTIFICATE_FORMAT, LICENSE_FORMAT,
-    License, ServerCertificate,
+    License, MAX_ACTIVATED_SERVERS, ServerCertificate, ServerPublicIdentity,
 };
 
 use crate::{CryptoError, CryptoResult, SigningKey, VerifyingKey, b64_decode, b64_encode};
@@ -28,7 +28,7 @@ const SIGNATURE_LINE: &str = "-----BEGIN TALLY SIGNATURE-----\n";
 pub enum DocumentKind {
     /// A license file as issued by the vendor.
     License,
-    /// A license file the vendor bound to one server.
+    /// A license file the vendor bound to a named set of server instances.
     ActivatedLicense,
     /// The vendor's binding of a server's keys to a license id, without the license.
     ServerCertificate,
@@ -183,36 +183,98 @@ pub fn verify_license(text: &str, vendor: &VerifyingKey) -> CryptoResult<License
     Ok(license)
 }
 
-/// Binds a verified license file to the server that sent `request`: the activated license (for
-/// the server and the devices it authorizes) with, inside it, the server certificate (for anyone).
+/// Binds a verified license file to the one server that sent `request`: see
+/// [`activate_for_servers`].
 pub fn activate_license(
     license_text: &str,
     request: &ActivationRequest,
     vendor: &SigningKey,
     now: UnixSeconds,
 ) -> CryptoResult<String> {
+    activate_for_servers(
+        license_text,
+        std::slice::from_ref(&request.server),
+        vendor,
+        now,
+    )
+}
+
+/// Binds a verified license file to the named set of server instances `servers` (1 to
+/// [`MAX_ACTIVATED_SERVERS`], distinct UUIDs and keys): the activated license (for the servers
+/// and the devices they authorize) with, inside it, one server certificate per server in the same
+/// order (each instance shows its own to anyone).
+pub fn activate_for_servers(
+    license_text: &str,
+    servers: &[ServerPublicIdentity],
+    vendor: &SigningKey,
+    now: UnixSeconds,
+) -> CryptoResult<String> {
     let license = verify_license(license_text, &vendor.verifying_key())?;
-    // Refuse a request whose keys are not well-formed: the server could never use them.
-    VerifyingKey::from_base64(&request.server.signing_key)?;
-    crate::keys::EncryptionPublicKey::from_base64(&request.server.encryption_key)?;
-    let certificate = ServerCertificate {
-        format: CERTIFICATE_FORMAT.to_owned(),
-        license_id: license.license_id.clone(),
-        server: request.server.clone(),
-        activated_at: now,
-    };
+    check_servers(servers)?;
+    // Refuse a server whose keys are not well-formed: it could never use them.
+    for server in servers {
+        VerifyingKey::from_base64(&server.signing_key)?;
+        crate::keys::EncryptionPublicKey::from_base64(&server.encryption_key)?;
+    }
+    let certificates = servers
+        .iter()
+        .map(|server| {
+            let certificate = ServerCertificate {
+                format: CERTIFICATE_FORMAT.to_owned(),
+                license_id: license.license_id.clone(),
+                server: server.clone(),
+                activated_at: now,
+            };
+            seal(DocumentKind::ServerCertificate, &certificate, vendor)
+        })
+        .collect::<CryptoResult<Vec<String>>>()?;
     let activated = ActivatedLicense {
         format: ACTIVATED_FORMAT.to_owned(),
         license,
-        server: request.server.clone(),
+        servers: servers.to_vec(),
         activated_at: now,
-        certificate: seal(DocumentKind::ServerCertificate, &certificate, vendor)?,
+        certificates,
     };
     seal(DocumentKind::ActivatedLicense, &activated, vendor)
 }
 
-/// Verifies an activated license file, and that the certificate inside it is the vendor's for
-/// the same license, server and activation.
+/// The set of servers of one activation: 1 to [`MAX_ACTIVATED_SERVERS`], no UUID, signing key
+/// or encryption key twice (each instance has its own identity).
+pub fn check_servers(servers: &[ServerPublicIdentity]) -> CryptoResult<()> {
+    if servers.is_empty() {
+        return Err(CryptoError::Malformed(
+            "an activation must name at least one server".into(),
+        ));
+    }
+    if servers.len() > MAX_ACTIVATED_SERVERS {
+        return Err(CryptoError::Malformed(format!(
+            "an activation names at most {MAX_ACTIVATED_SERVERS} servers, not {}",
+            servers.len()
+        )));
+    }
+    for (i, server) in servers.iter().enumerate() {
+        for earlier in &servers[..i] {
+            let same = if earlier.uuid == server.uuid {
+                "UUID"
+            } else if earlier.signing_key == server.signing_key {
+                "signing key"
+            } else if earlier.encryption_key == server.encryption_key {
+                "encryption key"
+            } else {
+                continue;
+            };
+            return Err(CryptoError::Malformed(format!(
+                "servers {} and {} have the same {same}: each server instance must have its own \
+                 identity",
+                earlier.uuid, server.uuid
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Verifies an activated license file, its set of servers, and that each certificate inside it
+/// is the vendor's for the same license, activation and server (in the same order).
 pub fn verify_activated(text: &str, vendor: &VerifyingKey) -> CryptoResult<ActivatedLicense> {
     let format = |text: &str| -> Option<String> {
         let (_, value) = read_unverified(text).ok()?;
@@ -228,15 +290,26 @@ pub fn verify_activated(text: &str, vendor: &VerifyingKey) -> CryptoResult<Activ
         )));
     }
     let activated: ActivatedLicense = open(text, DocumentKind::ActivatedLicense, vendor)?;
-    let certificate = verify_certificate(&activated.certificate, vendor)?;
-    if certificate.license_id != activated.license.license_id
-        || certificate.server != activated.server
-        || certificate.activated_at != activated.activated_at
-    {
-        return Err(CryptoError::Malformed(
-            "the server certificate inside the activated license belongs to another activation"
-                .into(),
-        ));
+    check_servers(&activated.servers)?;
+    if activated.certificates.len() != activated.servers.len() {
+        return Err(CryptoError::Malformed(format!(
+            "the activated license names {} servers but holds {} server certificates",
+            activated.servers.len(),
+            activated.certificates.len()
+        )));
+    }
+    for (server, text) in activated.servers.iter().zip(&activated.certificates) {
+        let certificate = verify_certificate(text, vendor)?;
+        if certificate.license_id != activated.license.license_id
+            || &certificate.server != server
+            || certificate.activated_at != activated.activated_at
+        {
+            return Err(CryptoError::Malformed(format!(
+                "the server certificate of server {} inside the activated license belongs to \
+                 another activation or server",
+                server.uuid
+            )));
+        }
     }
     Ok(activated)
 }
@@ -256,9 +329,7 @@ pub fn verify_certificate(text: &str, vendor: &VerifyingKey) -> CryptoResult<Ser
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tally_proto::license::{
-        ActiveWindow, LicenseItem, LicenseType, Organization, ServerPublicIdentity,
-    };
+    use tally_proto::license::{ActiveWindow, LicenseItem, LicenseType, Organization};
 
     fn sample() -> License {
         License {
@@ -326,41 +397,197 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_activation_carries_a_certificate_without_the_license() {
-        let k = SigningKey::generate().unwrap();
-        let server = ServerPublicIdentity {
-            uuid: "u".into(),
+    fn server(uuid: &str) -> ServerPublicIdentity {
+        ServerPublicIdentity {
+            uuid: uuid.into(),
             signing_key: SigningKey::generate().unwrap().verifying_key().to_base64(),
             encryption_key: crate::EncryptionKeyPair::generate()
                 .unwrap()
                 .public()
                 .to_base64(),
-        };
-        let request = ActivationRequest {
+        }
+    }
+
+    fn request(server: &ServerPublicIdentity) -> ActivationRequest {
+        ActivationRequest {
             format: tally_proto::license::ACTIVATION_REQUEST_FORMAT.into(),
             server: server.clone(),
             labels: vec![],
-        };
+        }
+    }
+
+    fn malformed(result: CryptoResult<impl std::fmt::Debug>) -> String {
+        match result {
+            Err(CryptoError::Malformed(m)) => m,
+            other => panic!("expected a malformed document, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_activation_carries_a_certificate_without_the_license() {
+        let k = SigningKey::generate().unwrap();
+        let server = server("u");
         let issued = issue_license(&sample(), &k).unwrap();
-        let text = activate_license(&issued, &request, &k, 5).unwrap();
+        let text = activate_license(&issued, &request(&server), &k, 5).unwrap();
         let activated = verify_activated(&text, &k.verifying_key()).unwrap();
-        let certificate = verify_certificate(&activated.certificate, &k.verifying_key()).unwrap();
+        assert_eq!(activated.format, ACTIVATED_FORMAT);
+        assert_eq!(activated.servers, std::slice::from_ref(&server));
+        assert_eq!(activated.certificates.len(), 1);
+        let certificate =
+            verify_certificate(&activated.certificates[0], &k.verifying_key()).unwrap();
         assert_eq!(certificate.license_id, "L-1");
         assert_eq!(certificate.server, server);
-        assert!(!activated.certificate.contains("Acme"));
-        assert!(!activated.certificate.contains("scanner"));
+        assert!(!activated.certificates[0].contains("Acme"));
+        assert!(!activated.certificates[0].contains("scanner"));
         // A certificate of another activation cannot be slipped into a license.
-        let other = activate_license(&issued, &request, &k, 6).unwrap();
+        let other = activate_license(&issued, &request(&server), &k, 6).unwrap();
         let other_cert = verify_activated(&other, &k.verifying_key())
             .unwrap()
-            .certificate;
+            .certificates;
         let forged = ActivatedLicense {
-            certificate: other_cert,
+            certificates: other_cert,
             ..activated
         };
         let forged = seal(DocumentKind::ActivatedLicense, &forged, &k).unwrap();
         assert!(verify_activated(&forged, &k.verifying_key()).is_err());
+    }
+
+    #[test]
+    fn one_activation_serves_several_servers_each_with_its_own_certificate() {
+        let k = SigningKey::generate().unwrap();
+        let (a, b) = (server("a"), server("b"));
+        let issued = issue_license(&sample(), &k).unwrap();
+        let text = activate_for_servers(&issued, &[a.clone(), b.clone()], &k, 5).unwrap();
+        let activated = verify_activated(&text, &k.verifying_key()).unwrap();
+        assert_eq!(activated.servers, [a.clone(), b.clone()]);
+        for (server, text) in [
+            (&a, &activated.certificates[0]),
+            (&b, &activated.certificates[1]),
+        ] {
+            let certificate = verify_certificate(text, &k.verifying_key()).unwrap();
+            assert_eq!(&certificate.server, server);
+            assert_eq!(certificate.license_id, "L-1");
+            assert_eq!(certificate.activated_at, 5);
+            assert_eq!(activated.certificate_of(server), Some(text.as_str()));
+            assert!(activated.names(server));
+        }
+        assert!(!activated.names(&server("c")));
+        let mut other_keys = a.clone();
+        other_keys.signing_key = b.signing_key.clone();
+        assert!(
+            !activated.names(&other_keys),
+            "the UUID alone is not enough"
+        );
+        assert_eq!(activated.server_uuids(), "a, b");
+    }
+
+    #[test]
+    fn certificates_swapped_between_servers_or_missing_are_refused() {
+        let k = SigningKey::generate().unwrap();
+        let (a, b) = (server("a"), server("b"));
+        let issued = issue_license(&sample(), &k).unwrap();
+        let text = activate_for_servers(&issued, &[a, b], &k, 5).unwrap();
+        let activated = verify_activated(&text, &k.verifying_key()).unwrap();
+        let resealed = |a: &ActivatedLicense| {
+            verify_activated(
+                &seal(DocumentKind::ActivatedLicense, a, &k).unwrap(),
+                &k.verifying_key(),
+            )
+        };
+        let mut swapped = activated.clone();
+        swapped.certificates.swap(0, 1);
+        assert_eq!(
+            malformed(resealed(&swapped)),
+            "the server certificate of server a inside the activated license belongs to another \
+             activation or server"
+        );
+        let mut missing = activated.clone();
+        missing.certificates.pop();
+        assert_eq!(
+            malformed(resealed(&missing)),
+            "the activated license names 2 servers but holds 1 server certificates"
+        );
+        // The same certificate for both: the second server's does not name it.
+        let mut twice = activated.clone();
+        twice.certificates[1] = twice.certificates[0].clone();
+        assert!(malformed(resealed(&twice)).contains("of server b"));
+        // Nor may a server be dropped from the list while its certificate stays.
+        let mut dropped = activated;
+        dropped.servers.remove(0);
+        dropped.certificates.remove(1);
+        assert!(malformed(resealed(&dropped)).contains("of server b"));
+    }
+
+    #[test]
+    fn duplicate_or_too_many_servers_are_refused() {
+        let k = SigningKey::generate().unwrap();
+        let issued = issue_license(&sample(), &k).unwrap();
+        let a = server("a");
+        let mut same_uuid = server("b");
+        same_uuid.uuid = "a".into();
+        let mut same_signing = server("b");
+        same_signing.signing_key = a.signing_key.clone();
+        let mut same_encryption = server("b");
+        same_encryption.encryption_key = a.encryption_key.clone();
+        for (twin, what) in [
+            (&same_uuid, "UUID"),
+            (&same_signing, "signing key"),
+            (&same_encryption, "encryption key"),
+        ] {
+            assert_eq!(
+                malformed(activate_for_servers(
+                    &issued,
+                    &[a.clone(), twin.clone()],
+                    &k,
+                    5
+                )),
+                format!(
+                    "servers a and {} have the same {what}: each server instance must have its \
+                     own identity",
+                    twin.uuid
+                )
+            );
+        }
+        assert_eq!(
+            malformed(activate_for_servers(&issued, &[], &k, 5)),
+            "an activation must name at least one server"
+        );
+        let many: Vec<ServerPublicIdentity> = (0..=MAX_ACTIVATED_SERVERS)
+            .map(|i| server(&i.to_string()))
+            .collect();
+        assert_eq!(
+            malformed(activate_for_servers(&issued, &many, &k, 5)),
+            "an activation names at most 16 servers, not 17"
+        );
+        assert!(activate_for_servers(&issued, &many[..MAX_ACTIVATED_SERVERS], &k, 5).is_ok());
+
+        // A file signed by the vendor with a server twice is refused when read, too.
+        let text = activate_license(&issued, &request(&a), &k, 5).unwrap();
+        let mut doubled = verify_activated(&text, &k.verifying_key()).unwrap();
+        doubled.servers.push(a.clone());
+        doubled.certificates.push(doubled.certificates[0].clone());
+        let doubled = seal(DocumentKind::ActivatedLicense, &doubled, &k).unwrap();
+        assert!(malformed(verify_activated(&doubled, &k.verifying_key())).contains("same UUID"));
+    }
+
+    #[test]
+    fn a_file_of_an_earlier_format_asks_for_a_new_activation() {
+        let k = SigningKey::generate().unwrap();
+        let a = server("a");
+        let old = serde_json::json!({
+            "format": "tally-activated-license/2",
+            "license": sample(),
+            "server": a,
+            "activated_at": 5,
+            "certificate": "x",
+        });
+        let old = seal(DocumentKind::ActivatedLicense, &old, &k).unwrap();
+        assert_eq!(
+            malformed(verify_activated(&old, &k.verifying_key())),
+            "unsupported activated license format `tally-activated-license/2` (this version \
+             reads `tally-activated-license/3`): have the license activated again with a current \
+             `tally vendor activate`"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! License documents: what a vendor issues, and what it signs again when it activates a license
-//! for one server. The armoring and signatures are in `tally-crypto::document`.
+//! for a named set of server instances. The armoring and signatures are in `tally-crypto::document`.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,9 +8,11 @@ use crate::UnixSeconds;
 /// Format tag of an issued license file payload.
 pub const LICENSE_FORMAT: &str = "tally-license/1";
 /// Format tag of an activated license file payload.
-pub const ACTIVATED_FORMAT: &str = "tally-activated-license/2";
+pub const ACTIVATED_FORMAT: &str = "tally-activated-license/3";
 /// Format tag of a server certificate payload.
 pub const CERTIFICATE_FORMAT: &str = "tally-server-certificate/1";
+/// Most server instances one activation may name.
+pub const MAX_ACTIVATED_SERVERS: usize = 16;
 
 /// How a license item counts (its "charge way").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -233,16 +235,42 @@ pub struct ActivationRequest {
 /// Format tag of an activation request.
 pub const ACTIVATION_REQUEST_FORMAT: &str = "tally-activation-request/1";
 
-/// The payload of an activated license file: the license, bound to one server.
+/// The payload of an activated license file: the license, bound to a named set of server
+/// instances (each with its own identity, all serving the same clients).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivatedLicense {
     pub format: String,
     pub license: License,
-    pub server: ServerPublicIdentity,
+    /// The instances the license is activated for: 1 to [`MAX_ACTIVATED_SERVERS`], distinct
+    /// UUIDs and keys.
+    pub servers: Vec<ServerPublicIdentity>,
     pub activated_at: UnixSeconds,
-    /// The armored [`ServerCertificate`] of the same activation: what the server shows anyone to
-    /// prove its keys, without the license's organization, items or quantities.
-    pub certificate: String,
+    /// The armored [`ServerCertificate`] of each of `servers`, in the same order: what that
+    /// instance shows anyone to prove its keys, without the license's organization, items or
+    /// quantities.
+    pub certificates: Vec<String>,
+}
+
+impl ActivatedLicense {
+    /// Whether the license is activated for exactly `server` (same UUID and keys).
+    pub fn names(&self, server: &ServerPublicIdentity) -> bool {
+        self.servers.iter().any(|s| s == server)
+    }
+
+    /// The armored certificate of `server`, when the license is activated for it.
+    pub fn certificate_of(&self, server: &ServerPublicIdentity) -> Option<&str> {
+        let at = self.servers.iter().position(|s| s == server)?;
+        self.certificates.get(at).map(String::as_str)
+    }
+
+    /// The UUIDs of the servers, comma-separated (for messages).
+    pub fn server_uuids(&self) -> String {
+        self.servers
+            .iter()
+            .map(|s| s.uuid.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// The vendor's signature on "this server, with these keys, serves license `license_id`": what a

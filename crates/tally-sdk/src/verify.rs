@@ -1,7 +1,8 @@
 //! The chain of trust. Only the vendor key is trusted a priori: a server is trusted when a server
-//! certificate signed by the vendor names its keys (its hello shows one), and a grant when that
-//! server signed it for this device and every granted item is in a license the vendor activated
-//! for that server (sent with the grant), within what the vendor signed.
+//! certificate signed by the vendor names its keys (its hello shows its own), and a grant when
+//! that server signed it for this device and every granted item is in a license the vendor
+//! activated for a set of servers that includes that server (sent with the grant), within what
+//! the vendor signed.
 
 use std::collections::BTreeSet;
 
@@ -30,8 +31,8 @@ pub fn certified(
     Ok(())
 }
 
-/// The activated license files that verify under `vendor` and name exactly `server`. Others are
-/// ignored, whatever they claim.
+/// The activated license files that verify under `vendor` and name exactly `server` (its UUID and
+/// keys) among their servers. Others are ignored, whatever they claim.
 fn activated_for(
     vendor: &VerifyingKey,
     server: &ServerPublicIdentity,
@@ -40,7 +41,7 @@ fn activated_for(
     certificates
         .iter()
         .filter_map(|text| verify_activated(text, vendor).ok())
-        .filter(|a| &a.server == server)
+        .filter(|a| a.names(server))
         .collect()
 }
 

@@ -4,17 +4,18 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
-use tally_crypto::document::{DocumentKind, activate_license, issue_license, verify_license};
+use tally_crypto::document::{DocumentKind, activate_for_servers, issue_license, verify_license};
 use tally_crypto::keys::{
     EncryptionPublicKey, VENDOR_KEY_HEADER, parse_vendor_key_file, vendor_key_file,
 };
 use tally_crypto::{CryptoError, SigningKey, VerifyingKey};
 use tally_proto::UnixSeconds;
 use tally_proto::license::{
-    ACTIVATION_REQUEST_FORMAT, ActivationRequest, LICENSE_FORMAT, License, Organization,
+    ACTIVATION_REQUEST_FORMAT, ActivationRequest, LICENSE_FORMAT, License, MAX_ACTIVATED_SERVERS,
+    Organization, ServerPublicIdentity,
 };
 
 use super::fsio::{Access, Existing, write_atomic};
@@ -181,8 +182,10 @@ fn activate(
             args.license.display()
         )),
     })?;
-    let request = read_request(&args.request)?;
-    let activated = activate_license(&text, &request, &key, now)
+    let requests = read_requests(&args.request)?;
+    let servers: Vec<ServerPublicIdentity> =
+        requests.iter().map(|(_, r)| r.server.clone()).collect();
+    let activated = activate_for_servers(&text, &servers, &key, now)
         .with_context(|| format!("cannot activate {}", args.license.display()))?;
     refuse_to_overwrite_a_key(&args.out)?;
     write_atomic(
@@ -191,14 +194,70 @@ fn activate(
         Access::Shared,
         Existing::Replace,
     )?;
-    writeln!(
-        out,
-        "activated license {} for server {} to {}",
-        license.license_id,
-        request.server.uuid,
-        args.out.display()
-    )?;
+    match requests.as_slice() {
+        [(_, request)] => writeln!(
+            out,
+            "activated license {} for server {} to {}",
+            license.license_id,
+            request.server.uuid,
+            args.out.display()
+        )?,
+        several => {
+            writeln!(
+                out,
+                "activated license {} for {} servers to {}",
+                license.license_id,
+                several.len(),
+                args.out.display()
+            )?;
+            for (path, request) in several {
+                writeln!(
+                    out,
+                    "  server {} (from {})",
+                    request.server.uuid,
+                    path.display()
+                )?;
+            }
+        }
+    }
     Ok(())
+}
+
+/// Reads every activation request and refuses a set the vendor could not vouch for: more than
+/// [`MAX_ACTIVATED_SERVERS`], or one server (UUID or key) twice.
+fn read_requests(paths: &[PathBuf]) -> anyhow::Result<Vec<(&Path, ActivationRequest)>> {
+    if paths.len() > MAX_ACTIVATED_SERVERS {
+        bail!(
+            "a license can be activated for at most {MAX_ACTIVATED_SERVERS} servers at once \
+             (--request given {} times)",
+            paths.len()
+        );
+    }
+    let mut requests: Vec<(&Path, ActivationRequest)> = Vec::with_capacity(paths.len());
+    for path in paths {
+        let request = read_request(path)?;
+        for (earlier_path, earlier) in &requests {
+            let (a, b) = (&earlier.server, &request.server);
+            let same = if a.uuid == b.uuid {
+                format!("the same server UUID {}", b.uuid)
+            } else if a.signing_key == b.signing_key {
+                "the same signing key".to_owned()
+            } else if a.encryption_key == b.encryption_key {
+                "the same encryption key".to_owned()
+            } else {
+                continue;
+            };
+            bail!(
+                "{} and {} name {same}: each server instance must send its own activation \
+                 request (its own data directory, on its own machine or with other hardware \
+                 labels)",
+                earlier_path.display(),
+                path.display()
+            );
+        }
+        requests.push((path.as_path(), request));
+    }
+    Ok(requests)
 }
 
 /// Reads an activation request, checking its format and keys so that a mistake is reported
@@ -361,7 +420,7 @@ mod tests {
     use clap::Parser;
     use tally_crypto::EncryptionKeyPair;
     use tally_crypto::document::verify_activated;
-    use tally_proto::license::{ActiveWindow, LicenseType, ServerPublicIdentity};
+    use tally_proto::license::{ActiveWindow, LicenseType};
 
     /// 2026-03-01 12:00:00 UTC.
     const NOW: UnixSeconds = 1_772_366_400;
@@ -724,14 +783,14 @@ mod tests {
             "--out",
             &activated,
         ]);
-        assert!(
-            out.contains("activated license L-ACME for server 0f8e5c1a-server-uuid"),
-            "{out}"
+        assert_eq!(
+            out,
+            format!("activated license L-ACME for server 0f8e5c1a-server-uuid to {activated}\n")
         );
 
         let vendor = VerifyingKey::from_base64(&public).unwrap();
         let doc = verify_activated(&d.read("acme.activated"), &vendor).unwrap();
-        assert_eq!(doc.server, request.server);
+        assert_eq!(doc.servers, std::slice::from_ref(&request.server));
         assert_eq!(doc.activated_at, NOW);
         assert_eq!(doc.license.license_id, "L-ACME");
         assert_eq!(
@@ -752,6 +811,119 @@ mod tests {
             summary.contains("activated     2026-03-01 12:00:00 UTC"),
             "{summary}"
         );
+    }
+
+    /// `vendor activate` of the issued `acme.license` with `requests` (file names in `d`).
+    fn activate_with(d: &Dir, requests: &[&str]) -> Result<(String, String), String> {
+        let (key, license, out) = (
+            d.path("vendor.key"),
+            d.path("acme.license"),
+            d.path("acme.activated"),
+        );
+        let paths: Vec<String> = requests.iter().map(|r| d.path(r)).collect();
+        let mut args = vec!["activate", "--key", &key, "--license", &license];
+        for path in &paths {
+            args.extend(["--request", path.as_str()]);
+        }
+        args.extend(["--out", &out]);
+        d.vendor(&args)
+    }
+
+    #[test]
+    fn activate_binds_the_license_to_several_instances_at_once() {
+        let d = Dir::new();
+        let public = d.keygen("vendor.key");
+        d.issue(&["--license-id", "L-ACME", "--item", ITEM])
+            .unwrap();
+        let (a, mut b) = (request(), request());
+        b.server.uuid = "7c2d9e44-second-uuid".into();
+        d.write("a.json", &serde_json::to_string(&a).unwrap());
+        d.write("b.json", &serde_json::to_string(&b).unwrap());
+        let (out, err) = activate_with(&d, &["a.json", "b.json"]).unwrap();
+        assert_eq!(
+            out,
+            format!(
+                "activated license L-ACME for 2 servers to {}\n  server 0f8e5c1a-server-uuid \
+                 (from {})\n  server 7c2d9e44-second-uuid (from {})\n",
+                d.path("acme.activated"),
+                d.path("a.json"),
+                d.path("b.json")
+            )
+        );
+        assert_eq!(err, "");
+
+        let vendor = VerifyingKey::from_base64(&public).unwrap();
+        let doc = verify_activated(&d.read("acme.activated"), &vendor).unwrap();
+        assert_eq!(doc.servers, [a.server.clone(), b.server.clone()]);
+        for server in [&a.server, &b.server] {
+            let certificate = tally_crypto::document::verify_certificate(
+                doc.certificate_of(server).unwrap(),
+                &vendor,
+            )
+            .unwrap();
+            assert_eq!(&certificate.server, server);
+            assert_eq!(certificate.activated_at, NOW);
+        }
+        let activated = d.path("acme.activated");
+        assert_eq!(
+            d.ok(&["verify", &activated, "--vendor-public", &public]),
+            "OK: activated license file L-ACME for Acme Corp (org 1001), bound to servers \
+             0f8e5c1a-server-uuid, 7c2d9e44-second-uuid\n"
+        );
+        let summary = d.ok(&["inspect", &activated, "--vendor-public", &public]);
+        assert!(
+            summary.contains(
+                "  server uuid   0f8e5c1a-server-uuid\n  server uuid   7c2d9e44-second-uuid\n"
+            ),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn activate_refuses_one_server_twice_or_too_many() {
+        let d = Dir::new();
+        d.keygen("vendor.key");
+        d.issue(&["--item", ITEM]).unwrap();
+        let a = request();
+        let mut same_uuid = request();
+        same_uuid.server.uuid = a.server.uuid.clone();
+        let mut same_signing = request();
+        same_signing.server.uuid = "other-uuid".into();
+        same_signing.server.signing_key = a.server.signing_key.clone();
+        let mut same_encryption = request();
+        same_encryption.server.uuid = "other-uuid".into();
+        same_encryption.server.encryption_key = a.server.encryption_key.clone();
+        d.write("a.json", &serde_json::to_string(&a).unwrap());
+        for (name, twin) in [
+            ("uuid.json", &same_uuid),
+            ("signing.json", &same_signing),
+            ("encryption.json", &same_encryption),
+        ] {
+            d.write(name, &serde_json::to_string(twin).unwrap());
+        }
+        let hint = "each server instance must send its own activation request (its own data \
+                    directory, on its own machine or with other hardware labels)";
+        for (file, same) in [
+            ("a.json", "the same server UUID 0f8e5c1a-server-uuid"),
+            ("uuid.json", "the same server UUID 0f8e5c1a-server-uuid"),
+            ("signing.json", "the same signing key"),
+            ("encryption.json", "the same encryption key"),
+        ] {
+            assert_eq!(
+                activate_with(&d, &["a.json", file]).unwrap_err(),
+                format!(
+                    "{} and {} name {same}: {hint}",
+                    d.path("a.json"),
+                    d.path(file)
+                )
+            );
+        }
+        let many = vec!["a.json"; 17];
+        assert_eq!(
+            activate_with(&d, &many).unwrap_err(),
+            "a license can be activated for at most 16 servers at once (--request given 17 times)"
+        );
+        assert!(!d.exists("acme.activated"));
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub enum VendorCommand {
     Keygen(KeygenArgs),
     /// Issue a signed license file for an organization.
     Issue(IssueArgs),
-    /// Bind a license file to one server, from the activation request it printed.
+    /// Bind a license file to one server, or to several instances serving the same clients, from
+    /// the activation requests they printed.
     Activate(ActivateArgs),
     /// Show what a license file contains (verifying its signature when a key is given).
     Inspect(InspectArgs),
@@ -82,9 +83,10 @@ pub struct ActivateArgs {
     /// The issued license file.
     #[arg(long, value_name = "FILE")]
     pub license: PathBuf,
-    /// The server's activation request (JSON printed by `tally identity`).
-    #[arg(long, value_name = "FILE")]
-    pub request: PathBuf,
+    /// The server's activation request (JSON printed by `tally identity`). Repeat it to activate
+    /// the license for several server instances at once (up to 16, each with its own identity).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub request: Vec<PathBuf>,
     /// The activated license file to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -180,6 +182,23 @@ mod tests {
         assert_eq!(args.item, ["x=1", "y=2"]);
         assert_eq!(args.items_file, Some(PathBuf::from("i.toml")));
         assert_eq!(args.license_id, None);
+    }
+
+    #[test]
+    fn activate_takes_one_or_more_requests() {
+        let base = ["activate", "--key", "k", "--license", "l", "--out", "o"];
+        let requests = |cmd: VendorCommand| match cmd {
+            VendorCommand::Activate(args) => args.request,
+            other => panic!("not activate: {other:?}"),
+        };
+        let one = parse(&[&base[..], &["--request", "a.json"]].concat()).unwrap();
+        assert_eq!(requests(one), [PathBuf::from("a.json")]);
+        let two = parse(&[&base[..], &["--request", "a.json", "--request", "b.json"]].concat());
+        assert_eq!(
+            requests(two.unwrap()),
+            [PathBuf::from("a.json"), PathBuf::from("b.json")]
+        );
+        assert!(parse(&base).is_err(), "at least one request");
     }
 
     #[test]

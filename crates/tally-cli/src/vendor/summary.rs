@@ -88,7 +88,7 @@ impl Document {
         }
     }
 
-    /// `<kind> <license id> for <org>`, plus the server of an activated file.
+    /// `<kind> <license id> for <org>`, plus the servers of an activated file.
     pub fn headline(&self) -> String {
         let l = self.license();
         let mut line = format!(
@@ -99,7 +99,12 @@ impl Document {
             l.organization.id
         );
         if let Document::Activated(a) = self {
-            line.push_str(&format!(", bound to server {}", a.server.uuid));
+            let servers = if a.servers.len() == 1 {
+                "server"
+            } else {
+                "servers"
+            };
+            line.push_str(&format!(", bound to {servers} {}", a.server_uuids()));
         }
         line
     }
@@ -116,7 +121,9 @@ impl Document {
         };
         let _ = writeln!(out, "  format        {format}");
         if let Document::Activated(a) = self {
-            let _ = writeln!(out, "  server uuid   {}", a.server.uuid);
+            for server in &a.servers {
+                let _ = writeln!(out, "  server uuid   {}", server.uuid);
+            }
             let _ = writeln!(out, "  activated     {}", dates::show(a.activated_at));
         }
         let _ = writeln!(out, "  license id    {}", l.license_id);

@@ -43,7 +43,7 @@ pub struct SessionReport {
 pub struct Behaviour {
     /// Activated license files sent with grants.
     pub certificates: Vec<String>,
-    /// The server certificate the hello shows: by default the one inside the first activated
+    /// The server certificate the hello shows: by default its own inside the first activated
     /// license file; `None` like a server without a license.
     pub hello_certificate: Option<String>,
     /// The license id and item granted: by default the first item of the first license file.
@@ -109,8 +109,8 @@ pub struct FakeServer {
 
 impl FakeServer {
     /// Starts serving with `keys` on an ephemeral port. `certificates` are the activated license
-    /// files it holds: the hello shows the server certificate of the first, and grants name the
-    /// first item of the first.
+    /// files it holds: the hello shows the server certificate of the first (its own when the
+    /// first names several servers), and grants name the first item of the first.
     pub fn start(keys: ServerKeys, certificates: Vec<String>, clock: ManualClock) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -119,7 +119,9 @@ impl FakeServer {
             .map(|c| first_item(c))
             .map_or((String::new(), None), |(l, i)| (l, Some(i)));
         let behaviour = Behaviour {
-            hello_certificate: certificates.first().map(|c| server_certificate(c)),
+            hello_certificate: certificates
+                .first()
+                .map(|c| server_certificate(c, &keys.identity)),
             certificates,
             license_id,
             item,

@@ -69,14 +69,8 @@ pub fn item(id: &str, end: UnixSeconds) -> LicenseItem {
     }
 }
 
-/// An activated license file of `license_id` for `server`, signed by `vendor`. Its server
-/// certificate (what a hello shows) is inside: see [`server_certificate`].
-pub fn certificate(
-    vendor: &SigningKey,
-    server: &ServerPublicIdentity,
-    license_id: &str,
-    items: Vec<LicenseItem>,
-) -> String {
+/// The license file of `license_id` with `items`, issued by `vendor` for Acme.
+fn issued(vendor: &SigningKey, license_id: &str, items: Vec<LicenseItem>) -> String {
     let license = License {
         format: LICENSE_FORMAT.into(),
         license_id: license_id.into(),
@@ -88,20 +82,47 @@ pub fn certificate(
         issued_at: T0 - DAY,
         items,
     };
-    let text = tally_crypto::document::issue_license(&license, vendor).unwrap();
+    tally_crypto::document::issue_license(&license, vendor).unwrap()
+}
+
+/// An activated license file of `license_id` for `server`, signed by `vendor`. Its server
+/// certificate (what a hello shows) is inside: see [`server_certificate`].
+pub fn certificate(
+    vendor: &SigningKey,
+    server: &ServerPublicIdentity,
+    license_id: &str,
+    items: Vec<LicenseItem>,
+) -> String {
     let request = ActivationRequest {
         format: ACTIVATION_REQUEST_FORMAT.into(),
         server: server.clone(),
         labels: vec!["machine-id".into()],
     };
+    let text = issued(vendor, license_id, items);
     tally_crypto::document::activate_license(&text, &request, vendor, T0 - DAY).unwrap()
 }
 
-/// The server certificate inside an activated license file, read without verifying anything (a
-/// forged file yields a forged certificate, as a rogue server would show).
-pub fn server_certificate(activated: &str) -> String {
+/// An activated license file of `license_id` for the instances `servers` (one server certificate
+/// each), signed by `vendor`.
+pub fn activated_for(
+    vendor: &SigningKey,
+    servers: &[ServerPublicIdentity],
+    license_id: &str,
+    items: Vec<LicenseItem>,
+) -> String {
+    let text = issued(vendor, license_id, items);
+    tally_crypto::document::activate_for_servers(&text, servers, vendor, T0 - DAY).unwrap()
+}
+
+/// The server certificate of `server` inside an activated license file, else its first one,
+/// read without verifying anything (a forged file yields a forged certificate, as a rogue server
+/// would show).
+pub fn server_certificate(activated: &str, server: &ServerPublicIdentity) -> String {
     let (_, payload) = tally_crypto::document::read_unverified(activated).unwrap();
-    payload["certificate"].as_str().unwrap().to_owned()
+    let servers: Vec<ServerPublicIdentity> =
+        serde_json::from_value(payload["servers"].clone()).unwrap();
+    let at = servers.iter().position(|s| s == server).unwrap_or(0);
+    payload["certificates"][at].as_str().unwrap().to_owned()
 }
 
 /// The license and its first item inside an activated license file, read without verifying.
@@ -156,6 +177,19 @@ impl Fixture {
         let keys = ServerKeys::generate(uuid);
         let certificate = certificate(&self.vendor, &keys.identity, "L-1", vec![self.item.clone()]);
         (keys, certificate)
+    }
+
+    /// Another instance of the same vendor's customer (own keys) and license `L-1` activated
+    /// once for both the fixture's server and it, in that order.
+    pub fn second_instance(&self, uuid: &str) -> (ServerKeys, String) {
+        let keys = ServerKeys::generate(uuid);
+        let activated = activated_for(
+            &self.vendor,
+            &[self.server.identity.clone(), keys.identity.clone()],
+            "L-1",
+            vec![self.item.clone()],
+        );
+        (keys, activated)
     }
 
     pub fn state_dir(&self) -> PathBuf {

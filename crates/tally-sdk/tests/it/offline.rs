@@ -221,6 +221,77 @@ fn a_certificate_for_another_server_is_refused() {
 }
 
 #[test]
+fn a_grant_signed_by_the_second_server_of_one_activation_verifies() {
+    let f = Fixture::new();
+    let (second, activated) = f.second_instance("server-2");
+    let d = device(&f);
+    let mut grant = f.grant_for(&d);
+    grant.server_uuid = "server-2".into();
+    let client = f.offline_client();
+    let auth = client
+        .accept_authorization(
+            &second.identity,
+            f.response_signed(&grant, &second.signing, vec![activated.clone()]),
+        )
+        .unwrap();
+    assert_eq!(auth.grant.server_uuid, "server-2");
+    // Held, it verifies again offline.
+    let held = client.check().unwrap();
+    assert_eq!(held.grant.server_uuid, "server-2");
+    assert!(held.cached);
+    // The first server of the same activation is as good.
+    f.offline_client()
+        .accept_authorization(
+            &f.server.identity,
+            f.response_signed(&f.grant_for(&d), &f.server.signing, vec![activated]),
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_grant_signed_by_a_server_the_activation_does_not_name_is_refused() {
+    let f = Fixture::new();
+    let (_, activated) = f.second_instance("server-2");
+    let d = device(&f);
+    let cases = [
+        // A server of the same vendor that is not in the set.
+        ServerKeys::generate("server-3"),
+        // One that claims the second server's UUID with keys of its own.
+        ServerKeys::generate("server-2"),
+    ];
+    for outsider in cases {
+        let mut grant = f.grant_for(&d);
+        grant.server_uuid = outsider.identity.uuid.clone();
+        let client = f.offline_client();
+        let e = client
+            .accept_authorization(
+                &outsider.identity,
+                f.response_signed(&grant, &outsider.signing, vec![activated.clone()]),
+            )
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::GrantInvalid, "{e}");
+        assert!(
+            e.message
+                .contains("no license activated by the vendor for this server"),
+            "{e}"
+        );
+        assert_eq!(client.status().unwrap().grant, None);
+    }
+    // Nor may a named server sign for another named one.
+    let (second, activated) = f.second_instance("server-2");
+    let grant = f.grant_for(&d);
+    let e = f
+        .offline_client()
+        .accept_authorization(
+            &second.identity,
+            f.response_signed(&grant, &second.signing, vec![activated]),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::GrantInvalid);
+    assert!(e.message.contains("names server server-1"), "{e}");
+}
+
+#[test]
 fn a_grant_naming_an_item_in_no_certificate_is_refused() {
     let f = Fixture::new();
     let mut grant = f.grant_for(&device(&f));

@@ -156,6 +156,42 @@ fn reports_go_to_a_standby_when_the_session_server_goes_down() {
 }
 
 #[test]
+fn the_instances_of_one_activation_each_prove_themselves_and_serve_in_turn() {
+    let f = Fixture::new();
+    let (second_keys, activated) = f.second_instance("server-2");
+    let first = FakeServer::start(f.server.clone(), vec![activated.clone()], f.clock.clone());
+    let second = FakeServer::start(second_keys, vec![activated.clone()], f.clock.clone());
+    let client = f.client(&[&first.url, &second.url]);
+    let auth = client.authorize().unwrap();
+    assert!(!auth.cached);
+    assert_eq!(auth.grant.server_uuid, "server-1");
+    assert!(second.behaviour().authorize_requests.is_empty());
+
+    first.behaviour().down = true;
+    let auth = client.authorize().unwrap();
+    assert!(!auth.cached, "the second instance answered");
+    assert_eq!(auth.grant.server_uuid, "server-2");
+    client.record_usage("scan", 2).unwrap();
+    assert_eq!(client.flush().unwrap().acknowledged, 1);
+    assert_eq!(second.total("scan"), 2);
+
+    // An instance the activation does not name, holding the same file, is not trusted: its
+    // hello can only show another instance's certificate.
+    let outsider = FakeServer::start(
+        ServerKeys::generate("server-3"),
+        vec![activated],
+        f.clock.clone(),
+    );
+    let mut config = f.config(&[&outsider.url]);
+    config.state_dir = f.dir.path().join("another-device");
+    let another = tally_sdk::Client::with_clock(config, Arc::new(f.clock.clone())).unwrap();
+    let e = another.authorize().unwrap_err();
+    assert_eq!(e.code, ErrorCode::ServerNotTrusted);
+    assert!(e.message.contains("other keys"), "{e}");
+    assert!(outsider.behaviour().authorize_requests.is_empty());
+}
+
+#[test]
 fn requests_carry_the_server_clock() {
     let f = Fixture::new();
     // The server's clock is an hour ahead of the device's.
