@@ -7,6 +7,10 @@
 //!   keeps, per session, the highest number seen and a 64-message window below it (as IPsec
 //!   does), so memory grows with sessions, not with messages.
 //!
+//! With a store shared by several instances, both are also recorded in the store
+//! (`AppState::first_use_of_envelope`, `AppState::accept_session_message`), so that a request
+//! replayed to another instance is refused there too.
+//!
 //! After a restart both are empty: a captured request could be replayed once within its
 //! timestamp window. Reports are counted once per report id, so a replayed report adds nothing.
 
@@ -15,6 +19,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tally_crypto::session::{SessionKey, TicketContents};
 use tally_proto::UnixSeconds;
+
+/// Bytes of an envelope's id that are remembered.
+pub const KEPT_ID_BYTES: usize = 16;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -35,10 +42,10 @@ struct Seen {
 
 impl ReplayCache {
     /// Records `id`; false if it was recorded before and has not been forgotten. Only the first
-    /// 16 bytes are kept: 128 random bits do not collide.
+    /// [`KEPT_ID_BYTES`] are kept: 128 random bits do not collide.
     pub fn first_use(&self, id: [u8; 32], now: UnixSeconds, forget_after: UnixSeconds) -> bool {
-        let mut short = [0u8; 16];
-        short.copy_from_slice(&id[..16]);
+        let mut short = [0u8; KEPT_ID_BYTES];
+        short.copy_from_slice(&id[..KEPT_ID_BYTES]);
         let mut seen = lock(&self.inner);
         while let Some(entry) = seen.by_expiry.first_entry() {
             if *entry.key() > now {
@@ -65,9 +72,6 @@ impl ReplayCache {
     }
 }
 
-/// Width of the window of accepted out-of-order sequence numbers.
-const WINDOW: u64 = 64;
-
 /// How often expired sessions are swept out, in seconds.
 const SWEEP_EVERY: UnixSeconds = 60;
 
@@ -83,9 +87,7 @@ struct Windows {
 }
 
 struct Window {
-    highest: u64,
-    /// Bit `i` set: number `highest - i` was seen.
-    seen: u64,
+    numbers: tally_core::replay_window::Window,
     expires_at: UnixSeconds,
     /// The ticket's key and contents, so that it is decrypted once per session, not per message.
     opened: Arc<(SessionKey, TicketContents)>,
@@ -102,9 +104,8 @@ impl SessionWindows {
             .map(|w| w.opened.clone())
     }
 
-    /// Accepts message `seq` of session `id` once. Numbers start at 1; a number more than 64
-    /// below the highest seen is refused, as is any number seen before. Call it only for a
-    /// message that opened under the session's key.
+    /// Accepts message `seq` of session `id` once ([`tally_core::replay_window`]). Call it only
+    /// for a message that opened under the session's key.
     pub fn accept(
         &self,
         id: [u8; 16],
@@ -121,28 +122,17 @@ impl SessionWindows {
             w.next_sweep = now + SWEEP_EVERY;
         }
         let window = w.by_session.entry(id).or_insert_with(|| Window {
-            highest: 0,
-            seen: 0,
+            numbers: tally_core::replay_window::Window::default(),
             expires_at: opened.1.expires_at,
             opened: opened.clone(),
         });
-        if seq > window.highest {
-            let shift = seq - window.highest;
-            window.seen = if shift >= WINDOW {
-                0
-            } else {
-                window.seen << shift
-            };
-            window.seen |= 1;
-            window.highest = seq;
-            return true;
+        match tally_core::replay_window::accept(window.numbers, seq) {
+            Some(numbers) => {
+                window.numbers = numbers;
+                true
+            }
+            None => false,
         }
-        let behind = window.highest - seq;
-        if behind >= WINDOW || window.seen & (1 << behind) != 0 {
-            return false;
-        }
-        window.seen |= 1 << behind;
-        true
     }
 
     /// Sessions currently tracked.

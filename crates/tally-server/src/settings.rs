@@ -55,7 +55,14 @@ pub struct Settings {
     /// Periodic backups kept; older ones are removed.
     #[serde(default = "default_backup_keep")]
     pub backup_keep: u32,
+    /// A PostgreSQL database (`postgres://user@host:port/database`) instead of the SQLite file in
+    /// the data directory; several instances may share it.
+    #[serde(default)]
+    pub database_url: Option<String>,
 }
+
+/// URL schemes of a PostgreSQL `database_url`.
+pub const POSTGRES_SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
 
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -68,6 +75,11 @@ impl std::fmt::Debug for Settings {
             .field("backup_interval_seconds", &self.backup_interval_seconds)
             .field("backup_dir", &self.backup_dir)
             .field("backup_keep", &self.backup_keep)
+            // The URL may carry a password.
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
             .field(
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
@@ -121,6 +133,7 @@ impl Default for Settings {
             backup_interval_seconds: default_backup_interval(),
             backup_dir: None,
             backup_keep: default_backup_keep(),
+            database_url: None,
         }
     }
 }
@@ -144,6 +157,14 @@ impl Settings {
             return Err(format!(
                 "backup_interval_seconds: at most {MAX_BACKUP_INTERVAL} (a week), or 0 for none"
             ));
+        }
+        if let Some(url) = &self.database_url
+            && !POSTGRES_SCHEMES.iter().any(|s| url.starts_with(s))
+        {
+            return Err(
+                "database_url: a PostgreSQL URL (postgres://user@host:port/database); leave it out for the SQLite file in the data directory"
+                    .into(),
+            );
         }
         if let Some(days) = self.buffer_days
             && !(1..=tally_proto::MAX_OFFLINE_DAYS).contains(&days)
@@ -200,12 +221,17 @@ mod tests {
                 backup_interval_seconds: MAX_BACKUP_INTERVAL + 1,
                 ..with_key()
             },
+            Settings {
+                database_url: Some("mysql://root@localhost/tally".into()),
+                ..with_key()
+            },
         ];
         let names = [
             "buffer_days",
             "buffer_days",
             "backup_keep",
             "backup_interval_seconds",
+            "database_url",
         ];
         for (settings, name) in bad.into_iter().zip(names) {
             let e = settings.validate().unwrap_err();
@@ -214,6 +240,7 @@ mod tests {
         let off = Settings {
             backup_interval_seconds: 0,
             buffer_days: Some(1),
+            database_url: Some("postgres://tally@db.internal:5432/tally".into()),
             ..with_key()
         };
         off.validate().unwrap();

@@ -16,6 +16,9 @@ use crate::settings::Settings;
 /// File in the data directory that holds the generated admin token.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
+/// Setting (in a shared store) holding the secret the instances derive their ticket key from.
+const TICKET_SECRET_SETTING: &str = "session_ticket_secret";
+
 /// What every request handler can reach.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -24,6 +27,9 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub identity: ServerIdentity,
+    /// This process among the instances that may share the store: the server UUID (instances on
+    /// one machine share it) and a random suffix. Holds leases of background jobs.
+    pub instance: String,
     pub vendor_key: VerifyingKey,
     pub admin_token: String,
     pub settings: Settings,
@@ -49,10 +55,14 @@ pub struct Inner {
 
 /// What the client protocol shows of the imported licenses.
 pub struct Proofs {
+    /// The store's [`Store::config_version`] they were read at.
+    version: Option<u64>,
     /// Activated license files by license id.
     activated: std::collections::HashMap<String, String>,
-    /// The newest license's server certificate.
+    /// This instance's own server certificate in the newest license that names it.
     certificate: Option<String>,
+    /// Licenses whose activation names this instance: only their items may be granted here.
+    here: std::collections::HashSet<String>,
 }
 
 /// Failed sign-ins tolerated per window before the portal makes the next attempts wait.
@@ -69,11 +79,51 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Assembles the state. The admin token comes from the settings, else from
     /// `<data_dir>/admin-token`, which is generated on first start.
+    ///
+    /// Only for a store of one instance ([`Store::shared`] false): report-session tickets are
+    /// sealed with a key derived from this server's own signing key. [`AppState::open`] serves
+    /// every store.
     pub fn new(
         settings: Settings,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         identity: ServerIdentity,
+    ) -> Result<Self, String> {
+        if store.shared() {
+            return Err("a store shared by several instances needs AppState::open".into());
+        }
+        let tickets = tally_crypto::session::TicketKey::for_server(&identity.signing);
+        Self::assemble(settings, store, clock, identity, tickets)
+    }
+
+    /// [`AppState::new`] for any store. Instances sharing a store seal report-session tickets
+    /// with a key derived from one secret kept in it, so that a session opened on one instance
+    /// continues on any other.
+    pub async fn open(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        identity: ServerIdentity,
+    ) -> Result<Self, String> {
+        if !store.shared() {
+            return Self::new(settings, store, clock, identity);
+        }
+        let fresh = tally_crypto::random_id().map_err(|e| e.to_string())?
+            + &tally_crypto::random_id().map_err(|e| e.to_string())?;
+        let secret = store
+            .setting_or_insert(TICKET_SECRET_SETTING, &fresh)
+            .await
+            .map_err(|e| format!("cannot read the shared session secret: {e}"))?;
+        let tickets = tally_crypto::session::TicketKey::derive(secret.as_bytes());
+        Self::assemble(settings, store, clock, identity, tickets)
+    }
+
+    fn assemble(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        identity: ServerIdentity,
+        tickets: tally_crypto::session::TicketKey,
     ) -> Result<Self, String> {
         settings.validate()?;
         let vendor_key = settings
@@ -89,11 +139,16 @@ impl AppState {
             None => load_or_create_token(&settings)?,
         };
         let (errors, error_receiver) = tokio::sync::mpsc::unbounded_channel();
-        let tickets = tally_crypto::session::TicketKey::for_server(&identity.signing);
         let passwords = crate::service::password::PasswordGuard::new(clock.clone())?;
+        let instance = format!(
+            "{}/{}",
+            identity.uuid,
+            tally_crypto::random_id().map_err(|e| e.to_string())?
+        );
         Ok(Self(Arc::new(Inner {
             store,
             clock,
+            instance,
             identity,
             vendor_key,
             admin_token,
@@ -123,47 +178,94 @@ impl AppState {
     }
 
     /// The activated license file of `license_id`, from memory after the first read: sent with
-    /// every grant as proof of its items.
+    /// every grant as proof of its items. A license the cached proofs do not know makes them be
+    /// read again once: another instance on the same database may have imported it.
     pub async fn certificate(
         &self,
         license_id: &str,
     ) -> Result<Option<String>, tally_store::StoreError> {
+        let cached = self.proofs().await?;
+        if let Some(text) = cached.activated.get(license_id) {
+            return Ok(Some(text.clone()));
+        }
+        {
+            let mut slot = self.proofs.write().unwrap_or_else(|p| p.into_inner());
+            // Only when no other request read them again meanwhile.
+            if slot
+                .as_ref()
+                .is_some_and(|current| std::sync::Arc::ptr_eq(current, &cached))
+            {
+                *slot = None;
+            }
+        }
         Ok(self.proofs().await?.activated.get(license_id).cloned())
     }
 
-    /// The server certificate `hello` shows: that of the newest imported license.
+    /// Whether license `license_id` is activated for this instance (a store shared by several
+    /// instances may hold licenses activated for others only).
+    pub async fn activated_here(&self, license_id: &str) -> Result<bool, tally_store::StoreError> {
+        Ok(self.proofs().await?.here.contains(license_id))
+    }
+
+    /// The server certificate `hello` shows: this instance's own, from the newest imported
+    /// license activated for it.
     pub async fn server_certificate(&self) -> Result<Option<String>, tally_store::StoreError> {
         Ok(self.proofs().await?.certificate.clone())
     }
 
     async fn proofs(&self) -> Result<std::sync::Arc<Proofs>, tally_store::StoreError> {
+        let version = self.store.config_version();
         if let Some(proofs) = self
             .proofs
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
+            // Kept while the store says nothing changed (here or on another instance).
+            .filter(|p| version.is_some() && p.version == version)
         {
             return Ok(proofs.clone());
         }
         let licenses = self.store.licenses().await?;
-        let certificate = licenses.iter().rev().find_map(|l| {
-            tally_crypto::document::verify_activated(&l.activated_text, &self.vendor_key)
-                .map_err(|e| {
+        let me = self.identity.public();
+        let mut certificate = None;
+        let mut here = std::collections::HashSet::new();
+        for l in licenses.iter().rev() {
+            let activated = match tally_crypto::document::verify_activated(
+                &l.activated_text,
+                &self.vendor_key,
+            ) {
+                Ok(activated) => activated,
+                Err(e) => {
                     tracing::error!(
                         license = %l.license.license_id,
                         error = %e,
                         "an imported license does not verify: import a new activation of it (`tally vendor activate`)"
                     );
-                })
-                .ok()
-                .map(|a| a.certificate)
-        });
+                    continue;
+                }
+            };
+            match activated.certificate_of(&me) {
+                Some(own) => {
+                    here.insert(l.license.license_id.clone());
+                    if certificate.is_none() {
+                        certificate = Some(own.to_owned());
+                    }
+                }
+                None => tracing::warn!(
+                    license = %l.license.license_id,
+                    servers = %activated.server_uuids(),
+                    "an imported license is not activated for this server instance: devices refuse its grants from here; import an activation that names this instance too"
+                ),
+            }
+        }
         let proofs = std::sync::Arc::new(Proofs {
+            version,
             activated: licenses
                 .into_iter()
                 .map(|l| (l.license.license_id, l.activated_text))
                 .collect(),
             certificate,
+            here,
         });
         *self.proofs.write().unwrap_or_else(|p| p.into_inner()) = Some(proofs.clone());
         Ok(proofs)
@@ -172,6 +274,47 @@ impl AppState {
     /// Forgets the cached license files (a license was imported).
     pub fn licenses_changed(&self) {
         *self.proofs.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Records the one use of a request envelope (see [`crate::replay`]); false when it was
+    /// used before, on this instance or, with a shared store, on any other.
+    pub async fn first_use_of_envelope(
+        &self,
+        id: [u8; 32],
+        forget_after: tally_proto::UnixSeconds,
+    ) -> Result<bool, tally_store::StoreError> {
+        let now = self.now();
+        if !self.replay.first_use(id, now, forget_after) {
+            return Ok(false);
+        }
+        if !self.store.shared() {
+            return Ok(true);
+        }
+        self.store
+            .first_use(&id[..crate::replay::KEPT_ID_BYTES], now, forget_after)
+            .await
+    }
+
+    /// Accepts message `seq` of the report session `id` once (see [`crate::replay`]), on this
+    /// instance and, with a shared store, across all of them.
+    pub async fn accept_session_message(
+        &self,
+        id: [u8; 16],
+        seq: u64,
+        session: &std::sync::Arc<(
+            tally_crypto::session::SessionKey,
+            tally_crypto::session::TicketContents,
+        )>,
+    ) -> Result<bool, tally_store::StoreError> {
+        if !self.sessions.accept(id, seq, session, self.now()) {
+            return Ok(false);
+        }
+        if !self.store.shared() {
+            return Ok(true);
+        }
+        self.store
+            .accept_session_message(&id, seq, session.1.expires_at)
+            .await
     }
 
     /// Tells the admin about an internal error (failed write, failed background job).

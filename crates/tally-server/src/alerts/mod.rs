@@ -37,8 +37,59 @@ struct Event<'a> {
     conditions: &'a [Condition],
 }
 
-/// Runs one evaluation at the state's clock; returns the id of the alert sent, if any.
-pub async fn evaluate_once(state: &AppState) -> Result<Option<i64>, String> {
+/// Lease that keeps the evaluations of instances sharing a store one at a time: the levels one
+/// writes are read by the next, so a threshold is notified once across them all.
+const EVALUATION_LEASE: &str = "alert-evaluation";
+
+/// Longest an evaluation may hold the lease (its instance may die holding it).
+const EVALUATION_LEASE_SECONDS: i64 = 300;
+
+/// What became of a request to evaluate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evaluation {
+    /// Evaluated; the id of the alert sent, if a threshold was crossed.
+    Done(Option<i64>),
+    /// Another instance was evaluating (and wrote the levels this one would have).
+    Busy,
+}
+
+/// Runs one evaluation at the state's clock, unless another instance sharing the store is
+/// evaluating: then waits up to `wait` for it to finish.
+pub async fn evaluate_once(state: &AppState, wait: Duration) -> Result<Evaluation, String> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let now = state.now();
+        let held = state
+            .store
+            .hold_lease(
+                EVALUATION_LEASE,
+                &state.instance,
+                now,
+                now.saturating_add(EVALUATION_LEASE_SECONDS),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if held {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(Evaluation::Busy);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let outcome = evaluate(state).await;
+    if let Err(e) = state
+        .store
+        .release_lease(EVALUATION_LEASE, &state.instance)
+        .await
+    {
+        tracing::warn!(error = %e, "cannot release the alert evaluation lease; it expires by itself");
+    }
+    outcome.map(Evaluation::Done)
+}
+
+/// One evaluation; returns the id of the alert sent, if any.
+async fn evaluate(state: &AppState) -> Result<Option<i64>, String> {
     let now = state.now();
     let previous: HashMap<String, u8> = state
         .store
@@ -228,9 +279,15 @@ pub fn spawn(state: &AppState) {
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             ticks.tick().await;
-            if let Err(e) = evaluate_once(&s).await {
-                tracing::error!(error = %e, "alert evaluation failed");
-                s.internal_error(format!("alert evaluation failed: {e}"));
+            match evaluate_once(&s, Duration::ZERO).await {
+                Ok(Evaluation::Done(_)) => {}
+                Ok(Evaluation::Busy) => {
+                    tracing::debug!("another instance is evaluating alerts");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "alert evaluation failed");
+                    s.internal_error(format!("alert evaluation failed: {e}"));
+                }
             }
         }
     });
@@ -245,6 +302,9 @@ pub fn spawn(state: &AppState) {
             }
         }
     });
+    if state.store.shared() {
+        spawn_sweeper(state);
+    }
     if let Some(mut errors) = state.take_error_receiver() {
         let s = state.clone();
         tokio::spawn(async move {
@@ -265,6 +325,23 @@ pub fn spawn(state: &AppState) {
             }
         });
     }
+}
+
+/// Forgets, once a minute, the used envelopes, session windows and leases that expired in the
+/// shared store (a single server keeps them in memory and forgets them there).
+fn spawn_sweeper(state: &AppState) {
+    let s = state.clone();
+    tokio::spawn(async move {
+        let every = Duration::from_secs(60);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            ticks.tick().await;
+            match s.store.sweep_expired(s.now()).await {
+                Ok(n) => tracing::debug!(removed = n, "swept expired replay state"),
+                Err(e) => tracing::warn!(error = %e, "cannot sweep expired replay state"),
+            }
+        }
+    });
 }
 
 async fn notify_errors(state: &AppState, batch: &[String]) {

@@ -265,10 +265,19 @@ async fn alerts(
 }
 
 async fn evaluate_alerts(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
-    let id = crate::alerts::evaluate_once(&state).await.map_err(|e| {
-        let mut err = ApiError::plain(ErrorCode::Internal);
-        err.detail = Some(e);
-        err
-    })?;
-    Ok(Json(serde_json::json!({"alert_id": id})))
+    let wait = std::time::Duration::from_secs(10);
+    let evaluation = crate::alerts::evaluate_once(&state, wait)
+        .await
+        .map_err(|e| {
+            let mut err = ApiError::plain(ErrorCode::Internal);
+            err.detail = Some(e);
+            err
+        })?;
+    match evaluation {
+        crate::alerts::Evaluation::Done(id) => Ok(Json(serde_json::json!({"alert_id": id}))),
+        crate::alerts::Evaluation::Busy => Err(ApiError::new(
+            ErrorCode::Conflict,
+            "another server instance is evaluating alerts; try again in a moment",
+        )),
+    }
 }

@@ -60,7 +60,7 @@ pub async fn authorize(
     };
     let outcome =
         match api::body::json::<AuthorizeRequest>(&opened.plaintext, ErrorCode::BadRequest) {
-            Ok(req) => match check_stamp(&state, &req.stamp, opened.replay_id) {
+            Ok(req) => match check_stamp(&state, &req.stamp, opened.replay_id).await {
                 Ok(()) => {
                     let session = opened.reply_key.session_key();
                     service::authorize::authorize(&state, req, session, peer.ip()).await
@@ -79,7 +79,7 @@ pub async fn session_report(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let opened = match open_session(&state, body) {
+    let opened = match open_session(&state, body).await {
         Ok(o) => o,
         Err(e) => return e.into_response(),
     };
@@ -111,7 +111,10 @@ struct OpenedSession {
 /// decrypts under its key, and a sequence number not seen before. A ticket is decrypted once per
 /// session; later messages find its key by the ticket id. Every refusal here is plain JSON: a
 /// reply sealed with the message's number could repeat a nonce.
-fn open_session(state: &AppState, body: Result<Bytes, BytesRejection>) -> ApiResult<OpenedSession> {
+async fn open_session(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<OpenedSession> {
     let bytes = api::body::bytes(body)?;
     let envelope: SessionEnvelope = api::body::json(&bytes, ErrorCode::BadRequest)?;
     if envelope.v != ENVELOPE_VERSION {
@@ -153,7 +156,10 @@ fn open_session(state: &AppState, body: Result<Bytes, BytesRejection>) -> ApiRes
             &envelope.ct,
         )
         .map_err(|e| ApiError::new(ErrorCode::BadEnvelope, e.to_string()))?;
-    if !state.sessions.accept(id, envelope.seq, &session, now) {
+    if !state
+        .accept_session_message(id, envelope.seq, &session)
+        .await?
+    {
         return Err(ApiError::plain(ErrorCode::ReplayedRequest));
     }
     Ok(OpenedSession {
@@ -201,7 +207,7 @@ fn open(
 }
 
 /// Refuses stamps too far from the server clock, and envelopes already seen.
-fn check_stamp(state: &AppState, stamp: &RequestStamp, replay_id: [u8; 32]) -> ApiResult<()> {
+async fn check_stamp(state: &AppState, stamp: &RequestStamp, replay_id: [u8; 32]) -> ApiResult<()> {
     check_skew(state, stamp.sent_at)?;
     let now = state.now();
     // Forgotten once the stamp itself would be refused as stale.
@@ -209,7 +215,7 @@ fn check_stamp(state: &AppState, stamp: &RequestStamp, replay_id: [u8; 32]) -> A
         .sent_at
         .saturating_add(MAX_REQUEST_SKEW_SECONDS + 1)
         .max(now + 1);
-    if !state.replay.first_use(replay_id, now, forget_after) {
+    if !state.first_use_of_envelope(replay_id, forget_after).await? {
         return Err(ApiError::plain(ErrorCode::ReplayedRequest));
     }
     Ok(())

@@ -61,6 +61,7 @@ async fn authorize_on(
     check_access(state, &handshake, req, source).await?;
 
     let (candidates, licenses_of) = matching_items(&handshake, req, now)?;
+    let (candidates, licenses_of) = activated_here(state, candidates, licenses_of).await?;
     let ask = Ask {
         instances: u64::from(req.instances.unwrap_or(1).max(1)),
         domain: req
@@ -221,6 +222,32 @@ async fn check_access(
             format!("the {field} is not allowed for this handshake code"),
         )
     })
+}
+
+/// Of the matching items, those whose license is activated for this instance: a device would
+/// refuse a grant from here for the others (see `AppState::activated_here`).
+async fn activated_here(
+    state: &AppState,
+    candidates: Vec<tally_proto::license::LicenseItem>,
+    licenses_of: Vec<String>,
+) -> ApiResult<(Vec<tally_proto::license::LicenseItem>, Vec<String>)> {
+    let mut kept = (Vec::new(), Vec::new());
+    for (item, license_id) in candidates.into_iter().zip(licenses_of) {
+        if state.activated_here(&license_id).await? {
+            kept.0.push(item);
+            kept.1.push(license_id);
+        }
+    }
+    if kept.0.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::NoMatchingLicense,
+            format!(
+                "the licenses that serve this request are not activated for this server instance ({}): import an activation that names it",
+                state.identity.uuid
+            ),
+        ));
+    }
+    Ok(kept)
 }
 
 /// The items of the code that serve the request, in consumption order, with their license ids:

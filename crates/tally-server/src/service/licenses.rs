@@ -8,8 +8,10 @@ use tally_store::NewLicense;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// Verifies that `text` is a license activated by the vendor for this very server, then stores
-/// it. The organization is created with a default handshake code on its first license.
+/// Verifies that `text` is a license activated by the vendor for a set of servers this very
+/// server is one of, then stores it (a new activation of a stored license replaces its file, e.g.
+/// when an instance was added). The organization is created with a default handshake code on its
+/// first license.
 pub async fn import(state: &AppState, text: &str) -> ApiResult<ImportedLicense> {
     if let Some(problem) = &state.identity.mismatch {
         return Err(ApiError::new(ErrorCode::IdentityMismatch, problem.clone()));
@@ -38,12 +40,24 @@ pub async fn import(state: &AppState, text: &str) -> ApiResult<ImportedLicense> 
     let activated = verify_activated(text, &state.vendor_key)
         .map_err(|e| ApiError::new(ErrorCode::InvalidLicenseFile, e.to_string()))?;
     let me = state.identity.public();
-    if activated.server != me {
+    if !activated.names(&me) {
+        let keys = if activated.servers.iter().any(|s| s.uuid == me.uuid) {
+            " (the file names this server's UUID with other keys: have it activated again from \
+             this server's current activation request)"
+        } else {
+            ""
+        };
+        let servers = if activated.servers.len() == 1 {
+            "server"
+        } else {
+            "servers"
+        };
         return Err(ApiError::new(
             ErrorCode::LicenseForAnotherServer,
             format!(
-                "the file is activated for server {}, this server is {}",
-                activated.server.uuid, me.uuid
+                "the file is activated for {servers} {}, this server is {}{keys}",
+                activated.server_uuids(),
+                me.uuid
             ),
         ));
     }
