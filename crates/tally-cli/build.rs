@@ -4,20 +4,24 @@
 //! * `has_chromium`: `chromium` and `chromedriver` (Debian's `chromium`, `chromium-driver`) for the
 //!   portal's browser test;
 //! * `has_aiosmtpd`: `python3` can `import aiosmtpd` (Debian's `python3-aiosmtpd`) for the alert
-//!   tests against a real SMTP server.
+//!   tests against a real SMTP server;
+//! * `has_test_database`: `TALLY_TEST_DATABASE_URL` names a PostgreSQL database the tests may
+//!   write to (each test makes a schema of its own and drops it), for `tally migrate`.
 //!
 //! The programs are looked for in `TALLY_TEST_BIN_DIR` (default `/usr/bin`), which the tests get
-//! too. Under CI (`CI` set) both cfgs are always on: the tests run, and fail if a program is missing.
-//! To see the ignored tests, point the variable at an empty directory:
-//! `TALLY_TEST_BIN_DIR=/nonexistent cargo test -p tally-cli --test it`.
+//! too. Under CI (`CI` set) every cfg is always on: the tests run, and fail if a program or the
+//! database is missing.
+//! To see the ignored tests, point the variable at an empty directory (and leave
+//! `TALLY_TEST_DATABASE_URL` unset): `TALLY_TEST_BIN_DIR=/nonexistent cargo test -p tally-cli --test it`.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(has_chromium, has_aiosmtpd)");
+    println!("cargo::rustc-check-cfg=cfg(has_chromium, has_aiosmtpd, has_test_database)");
     println!("cargo::rerun-if-env-changed=CI");
     println!("cargo::rerun-if-env-changed=TALLY_TEST_BIN_DIR");
+    println!("cargo::rerun-if-env-changed=TALLY_TEST_DATABASE_URL");
     let dir = std::env::var("TALLY_TEST_BIN_DIR").unwrap_or_else(|_| "/usr/bin".into());
     let bin = Path::new(&dir);
     // Installing or removing a package changes the folder (python3-aiosmtpd adds `aiosmtpd`).
@@ -38,5 +42,9 @@ fn main() {
         .is_ok_and(|s| s.success());
     if ci || aiosmtpd {
         println!("cargo::rustc-cfg=has_aiosmtpd");
+    }
+    let database = std::env::var_os("TALLY_TEST_DATABASE_URL").is_some_and(|v| !v.is_empty());
+    if ci || database {
+        println!("cargo::rustc-cfg=has_test_database");
     }
 }

@@ -8,8 +8,8 @@ use clap::Args;
 use tally_server::backups::{self, CopyDatabase};
 use tally_server::data_dir::DataDirLock;
 
-use crate::serve::DATABASE_FILE;
 use crate::settings;
+use crate::store::DATABASE_FILE;
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
@@ -45,17 +45,26 @@ pub fn copier(db: PathBuf) -> CopyDatabase {
     })
 }
 
+/// The settings of a server whose data is in the SQLite file: a PostgreSQL database is backed up
+/// and restored with PostgreSQL's own tools.
 fn load_settings(
     config: Option<&Path>,
     data_dir: Option<PathBuf>,
 ) -> anyhow::Result<tally_server::Settings> {
-    settings::load(
+    let settings = settings::load(
         config,
         settings::Overrides {
             data_dir,
             ..Default::default()
         },
-    )
+    )?;
+    anyhow::ensure!(
+        settings.database_url.is_none(),
+        "this server keeps its data in PostgreSQL (database_url): back it up and restore it with \
+         PostgreSQL's tools (pg_dump, pg_restore, or continuous archiving); `tally backup` and \
+         `tally restore` handle the SQLite file only"
+    );
+    Ok(settings)
 }
 
 pub fn backup(args: BackupArgs) -> anyhow::Result<()> {

@@ -6,9 +6,11 @@ mod backup;
 mod bench;
 mod client;
 mod demo;
+mod migrate;
 mod output;
 mod serve;
 mod settings;
+mod store;
 mod vendor;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +35,8 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Put a backup in place of the database (the server must be stopped).
     Restore(backup::RestoreArgs),
+    /// Copy the SQLite database of a stopped server into an empty PostgreSQL database.
+    Migrate(migrate::MigrateArgs),
     /// Print this server's activation request (UUID and public keys) for the vendor.
     Identity(serve::IdentityArgs),
     /// Vendor tools: keys, issuing, activating and checking license files.
@@ -60,6 +64,7 @@ fn main() -> std::process::ExitCode {
         Command::Identity(args) => serve::identity(args),
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
+        Command::Migrate(args) => migrate::run(args),
         Command::Vendor(cmd) => vendor::run(cmd, now).map_err(output::local_broken_pipe),
         Command::Admin(args) => admin::run(args),
         Command::Client(args) => client::run(args),

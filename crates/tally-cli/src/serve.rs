@@ -9,10 +9,8 @@ use tally_core::{Clock, SystemClock};
 use tally_server::identity::{ServerIdentity, SystemProbe};
 use tally_server::{AppState, Settings};
 
+use crate::store::Location;
 use crate::{demo, settings};
-
-/// File name of the SQLite database inside the data directory.
-pub const DATABASE_FILE: &str = "tally.db";
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -69,9 +67,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let db = settings.data_dir.join(DATABASE_FILE);
-        let state = open_state(settings)?;
-        tally_server::backups::spawn(&state, crate::backup::copier(db));
+        let location = Location::of(&settings);
+        let state = open_state(settings).await?;
+        match location {
+            Location::Sqlite(db) => {
+                tally_server::backups::spawn(&state, crate::backup::copier(db));
+            }
+            // PostgreSQL is backed up with its own tools (see the README).
+            Location::Postgres(_) => {}
+        }
         if let Some(vendor) = demo_vendor {
             demo::install(&state, &vendor).await?;
         }
@@ -93,8 +97,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Opens the identity and the store in the data directory.
-pub fn open_state(settings: Settings) -> anyhow::Result<AppState> {
+/// Opens the identity in the data directory and the store the settings name.
+pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
     let clock = Arc::new(SystemClock);
     let identity = ServerIdentity::load_or_create(
         &settings.data_dir,
@@ -102,10 +106,10 @@ pub fn open_state(settings: Settings) -> anyhow::Result<AppState> {
         &SystemProbe,
         clock.now(),
     )?;
-    let db = settings.data_dir.join(DATABASE_FILE);
-    let store = tally_store_sqlite::SqliteStore::open(&db)
-        .with_context(|| format!("cannot open the database {}", db.display()))?;
-    AppState::new(settings, Arc::new(store), clock, identity).map_err(|e| anyhow::anyhow!(e))
+    let store = Location::of(&settings).open().await?;
+    AppState::open(settings, store, clock, identity)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
 }
 
 pub fn identity(args: IdentityArgs) -> anyhow::Result<()> {

@@ -11,7 +11,14 @@ use tally_server::Settings;
 /// `TALLY_*` variables that belong to the command-line tools and the test build, not to the
 /// server's settings: a shell that sets them for `tally admin` must still be able to start a
 /// server, while a misspelt server setting is still refused.
-const TOOL_VARIABLES: &[&str] = &["log", "server", "config", "smtp_password", "test_bin_dir"];
+const TOOL_VARIABLES: &[&str] = &[
+    "log",
+    "server",
+    "config",
+    "smtp_password",
+    "test_bin_dir",
+    "test_database_url",
+];
 
 /// Flags that override the other layers when given.
 #[derive(Debug, Default, serde::Serialize)]

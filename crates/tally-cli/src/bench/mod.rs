@@ -9,6 +9,7 @@ mod dataset;
 mod durable_log;
 mod http;
 mod load;
+mod postgres;
 mod requests;
 mod rounds;
 mod server;
@@ -61,6 +62,11 @@ pub struct BenchArgs {
     /// between a baseline and its phase does not bend the comparison.
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
+    /// Also run the authorize and report phases on a second server whose store is this
+    /// PostgreSQL database (`postgres://…`), in every round next to the SQLite server; the bench
+    /// works in a schema of its own there and drops it at the end.
+    #[arg(long)]
+    pub database: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -101,7 +107,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     // Room for every device of every phase, and for the registered data set.
     let quantity = args.registered + 4 * args.devices.max(1) as u64 + 10;
-    let mut server = TallyServer::start(dir.path(), pin, quantity)?;
+    anyhow::ensure!(
+        args.database.is_none() || args.registered == 0,
+        "--registered writes its data set into the SQLite store only; leave out --database"
+    );
+    let mut server = TallyServer::start(dir.path(), pin, quantity, None)?;
+    let postgres = match &args.database {
+        Some(url) => Some(postgres::PostgresRun::start(
+            url,
+            &dir.path().join("postgres"),
+            pin,
+            quantity,
+        )?),
+        None => None,
+    };
     let mut startup = None;
     if args.registered > 0 {
         server.stop();
@@ -214,6 +233,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         device_prefix: "reporter".into(),
         ..tally.clone()
     };
+    let pg_targets = match &postgres {
+        Some(run) => Some(run.targets(&tally)?),
+        None => None,
+    };
     let total_rounds = args.rounds.max(1);
     let mut rounds: Vec<PeakRates> = Vec::with_capacity(total_rounds);
     for number in 1..=total_rounds {
@@ -273,6 +296,34 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 vec![],
                 sessions,
             );
+        }
+        if let Some((pg_tally, pg_reporters)) = &pg_targets {
+            if wanted("authorize") {
+                r.pg_authorize = measure(
+                    "authorize (postgres)",
+                    Phase::Authorize,
+                    pg_tally,
+                    peak,
+                    seal(Phase::Authorize, pg_tally, pool_size)?,
+                    vec![],
+                );
+            }
+            if wanted("report") {
+                eprintln!(
+                    "  opening {} report sessions on postgres …",
+                    pg_reporters.devices
+                );
+                let sessions = requests::open_sessions(pg_reporters, args.connections)
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                r.pg_report = measure(
+                    "usage report (postgres)",
+                    Phase::SessionReport,
+                    pg_reporters,
+                    peak,
+                    vec![],
+                    sessions,
+                );
+            }
         }
         rounds.push(r);
     }
@@ -342,6 +393,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(mib) = server.rss_mib() {
         println!("server RSS after the run: {mib:.1} MiB");
+    }
+    if let Some(run) = postgres {
+        run.finish()?;
     }
     Ok(())
 }

@@ -11,6 +11,9 @@ pub struct PeakRates {
     pub crypto: f64,
     pub authorize: f64,
     pub report: f64,
+    /// The same phases on the PostgreSQL store (`--database`).
+    pub pg_authorize: f64,
+    pub pg_report: f64,
 }
 
 /// A comparison printed at the end of the run.
@@ -22,8 +25,9 @@ pub struct Ratio {
 }
 
 /// The two comparisons the targets are stated in, then what durability alone costs on this
-/// machine and how close reports come to that floor.
-pub const RATIOS: [Ratio; 4] = [
+/// machine and how close reports come to that floor, then the PostgreSQL store against SQLite
+/// (with `--database`).
+pub const RATIOS: [Ratio; 6] = [
     Ratio {
         label: "authorize / crypto-only baseline:",
         of: |r| r.authorize,
@@ -43,6 +47,16 @@ pub const RATIOS: [Ratio; 4] = [
         label: "usage report (session) / durable echo:",
         of: |r| r.report,
         to: |r| r.durable_echo,
+    },
+    Ratio {
+        label: "authorize: postgres / sqlite:",
+        of: |r| r.pg_authorize,
+        to: |r| r.authorize,
+    },
+    Ratio {
+        label: "usage report: postgres / sqlite:",
+        of: |r| r.pg_report,
+        to: |r| r.report,
     },
 ];
 

@@ -132,6 +132,8 @@ struct Launch {
     pin: bool,
     token: String,
     vendor_public: String,
+    /// A PostgreSQL database instead of the SQLite file in the data directory.
+    database_url: Option<String>,
 }
 
 impl Launch {
@@ -143,6 +145,14 @@ impl Launch {
     fn start(&self) -> anyhow::Result<(ChildGuard, Duration)> {
         let started = Instant::now();
         let data = self.data.to_string_lossy().into_owned();
+        let mut env = vec![
+            ("TALLY_ADMIN_TOKEN", self.token.as_str()),
+            ("TALLY_HARDWARE_LABELS", "[\"machine-id\"]"),
+            ("RUST_LOG", "error"),
+        ];
+        if let Some(url) = &self.database_url {
+            env.push(("TALLY_DATABASE_URL", url));
+        }
         let child = spawn(
             &[
                 "serve",
@@ -154,11 +164,7 @@ impl Launch {
                 &self.vendor_public,
             ],
             self.pin,
-            &[
-                ("TALLY_ADMIN_TOKEN", &self.token),
-                ("TALLY_HARDWARE_LABELS", "[\"machine-id\"]"),
-                ("RUST_LOG", "error"),
-            ],
+            &env,
         )?;
         wait_for(&format!("{}/healthz", self.url()))?;
         Ok((child, started.elapsed()))
@@ -166,8 +172,14 @@ impl Launch {
 }
 
 impl TallyServer {
-    /// Starts a server in `dir` and imports a bench license for `quantity` devices.
-    pub fn start(dir: &Path, pin: bool, quantity: u64) -> anyhow::Result<Self> {
+    /// Starts a server with its data directory in `dir`, on the SQLite store or on the
+    /// PostgreSQL database `database_url`, and imports a bench license for `quantity` devices.
+    pub fn start(
+        dir: &Path,
+        pin: bool,
+        quantity: u64,
+        database_url: Option<String>,
+    ) -> anyhow::Result<Self> {
         let vendor = SigningKey::generate()?;
         let launch = Launch {
             listen: format!("127.0.0.1:{}", free_port()?),
@@ -175,6 +187,7 @@ impl TallyServer {
             pin,
             token: tally_crypto::random_id()?,
             vendor_public: vendor.verifying_key().to_base64(),
+            database_url,
         };
         let (process, _) = launch.start()?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -218,7 +231,7 @@ impl TallyServer {
     }
 
     pub fn database(&self) -> PathBuf {
-        self.launch.data.join(crate::serve::DATABASE_FILE)
+        self.launch.data.join(crate::store::DATABASE_FILE)
     }
 
     /// Stops the process (killed: every acknowledged write is already durable).

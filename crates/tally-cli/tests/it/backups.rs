@@ -3,68 +3,10 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cli::{command, fails, ok};
-
-/// A `tally serve --demo` process, killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts the demo server on data directory `data` of `d` with extra `env`; returns it once it
-/// answers.
-fn serve(d: &Path, listen: &str, env: &[(&str, &str)]) -> Server {
-    let mut cmd = command(
-        d,
-        &["serve", "--demo", "--listen", listen, "--data-dir", "data"],
-    );
-    cmd.envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let server = Server(cmd.spawn().unwrap());
-    let config = d.join("data/demo/client.toml");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !(config.exists() && std::net::TcpStream::connect(listen).is_ok()) {
-        assert!(Instant::now() < deadline, "the demo server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server
-}
-
-/// Records `count` scans through the demo client and has the server acknowledge them.
-fn report_scans(d: &Path, count: u32) {
-    let config = d.join("data/demo/client.toml");
-    let config = config.to_str().unwrap();
-    ok(d, &["client", "--config", config, "authorize"]);
-    ok(
-        d,
-        &[
-            "client",
-            "--config",
-            config,
-            "record",
-            "scan",
-            &count.to_string(),
-        ],
-    );
-    let out = ok(d, &["client", "--config", config, "flush"]);
-    assert!(out.contains("acknowledged"), "{out}");
-}
+use crate::cli::{fails, ok};
+use crate::processes::{free_port, report_scans, serve_demo as serve};
 
 fn stats(d: &Path, listen: &str) -> String {
     let server = format!("http://{listen}");
