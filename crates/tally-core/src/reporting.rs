@@ -7,6 +7,7 @@
 //! | a per-usage item is used up at its quantity plus grace | the report's answer tells the device to stop |
 //! | a report renews every place the device still holds on the code: a seat to the end of the next slice, a per-active-device day not at all, the others one active window; a lapsed place is not revived | a report is a contact |
 //! | usage is charged to (and counted per item for) the place held now before one lapsed, then the latest admitted, then the item id | the item the device's grant is for, whatever the row order |
+//! | a report from a live concurrent seat records the item's seats beyond its quantity as the slice's exception | overuse within the grace is counted against the yearly allowance in every slice it lasts |
 
 use std::collections::BTreeMap;
 
@@ -63,6 +64,23 @@ pub fn charge_key(
     now: UnixSeconds,
 ) -> (bool, UnixSeconds, &str) {
     (held_until > now, admitted_at, item_id)
+}
+
+/// Whether a report at `now` from a device holding a place of `item` until `held_until` looks
+/// at the item's seats: a concurrent item's seats held beyond its quantity (the grace an
+/// admission allowed) are an exception of the slice, counted against the yearly allowance.
+pub fn records_overuse(item: &LicenseItem, held_until: UnixSeconds, now: UnixSeconds) -> bool {
+    matches!(
+        item.license_type,
+        LicenseType::ConcurrentDevice | LicenseType::ConcurrentInstance
+    ) && held_until > now
+}
+
+/// Seats (or instances) held beyond the item's quantity, if any.
+pub fn overuse(item: &LicenseItem, held_units: u64) -> Option<u64> {
+    held_units
+        .checked_sub(item.quantity)
+        .filter(|excess| *excess > 0)
 }
 
 /// The usage in `counts` that a per-usage `item` counts (its metric, or every top-level feature).
@@ -139,6 +157,18 @@ mod tests {
         assert!(holds_live_place([50, 200].into_iter(), 100));
         assert!(!holds_live_place([50, 100].into_iter(), 100));
         assert!(!holds_live_place(std::iter::empty(), 100));
+    }
+
+    #[test]
+    fn only_live_concurrent_seats_record_overuse_beyond_the_quantity() {
+        let mut seats = item(LicenseType::ConcurrentDevice);
+        seats.quantity = 5;
+        assert!(records_overuse(&seats, 101, 100));
+        assert!(!records_overuse(&seats, 100, 100), "a lapsed seat");
+        assert!(!records_overuse(&item(LicenseType::PerDevice), 101, 100));
+        assert_eq!(overuse(&seats, 7), Some(2));
+        assert_eq!(overuse(&seats, 5), None);
+        assert_eq!(overuse(&seats, 0), None);
     }
 
     #[test]

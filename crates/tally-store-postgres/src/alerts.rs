@@ -2,8 +2,7 @@
 
 use deadpool_postgres::Transaction;
 use tally_proto::UnixSeconds;
-use tally_proto::admin::AlertView;
-use tally_store::{AuthOutcomes, StoreResult};
+use tally_store::{AlertLevel, AlertRow, AuthOutcomes, OutcomeTotals, StoreResult};
 
 use crate::connection::{Db, count, execute, get, row, rows, to_i64};
 
@@ -30,10 +29,7 @@ pub async fn record_outcomes(tx: &Transaction<'_>, counts: &[AuthOutcomes]) -> S
     Ok(())
 }
 
-pub async fn outcomes(
-    tx: &Transaction<'_>,
-    since: UnixSeconds,
-) -> StoreResult<Vec<(String, u64, u64)>> {
+pub async fn outcomes(tx: &Transaction<'_>, since: UnixSeconds) -> StoreResult<Vec<OutcomeTotals>> {
     let minute = since.div_euclid(60);
     execute(
         tx,
@@ -51,11 +47,17 @@ pub async fn outcomes(
     )
     .await?
     .iter()
-    .map(|r| Ok((get(r, 0)?, count(r, 1)?, count(r, 2)?)))
+    .map(|r| {
+        Ok(OutcomeTotals {
+            handshake_code: get(r, 0)?,
+            ok: count(r, 1)?,
+            failed: count(r, 2)?,
+        })
+    })
     .collect()
 }
 
-pub async fn levels(c: &impl Db) -> StoreResult<Vec<(String, u8)>> {
+pub async fn levels(c: &impl Db) -> StoreResult<Vec<AlertLevel>> {
     rows(
         c,
         "read alert levels",
@@ -66,13 +68,16 @@ pub async fn levels(c: &impl Db) -> StoreResult<Vec<(String, u8)>> {
     .iter()
     .map(|r| {
         let level: i64 = get(r, 1)?;
-        Ok((get(r, 0)?, u8::try_from(level).unwrap_or(u8::MAX)))
+        Ok(AlertLevel {
+            key: get(r, 0)?,
+            level: u8::try_from(level).unwrap_or(u8::MAX),
+        })
     })
     .collect()
 }
 
-pub async fn set_levels(tx: &Transaction<'_>, levels: &[(String, u8)]) -> StoreResult<()> {
-    for (key, level) in levels {
+pub async fn set_levels(tx: &Transaction<'_>, levels: &[AlertLevel]) -> StoreResult<()> {
+    for AlertLevel { key, level } in levels {
         execute(
             tx,
             "write alert level",
@@ -113,7 +118,7 @@ pub async fn set_delivery(c: &impl Db, id: i64, email: &str, webhooks: &str) -> 
     .map(drop)
 }
 
-pub async fn list(c: &impl Db, limit: u32) -> StoreResult<Vec<AlertView>> {
+pub async fn list(c: &impl Db, limit: u32) -> StoreResult<Vec<AlertRow>> {
     rows(
         c,
         "read alerts",
@@ -123,7 +128,7 @@ pub async fn list(c: &impl Db, limit: u32) -> StoreResult<Vec<AlertView>> {
     .await?
     .iter()
     .map(|r| {
-        Ok(AlertView {
+        Ok(AlertRow {
             id: get(r, 0)?,
             at: get(r, 1)?,
             subject: get(r, 2)?,

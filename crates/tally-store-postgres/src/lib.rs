@@ -265,15 +265,15 @@ impl Store for PostgresStore {
         in_transaction!(self, |tx| alerts::record_outcomes(&tx, &counts).await)
     }
 
-    async fn auth_outcomes(&self, since: UnixSeconds) -> StoreResult<Vec<(String, u64, u64)>> {
+    async fn auth_outcomes(&self, since: UnixSeconds) -> StoreResult<Vec<OutcomeTotals>> {
         in_transaction!(self, |tx| alerts::outcomes(&tx, since).await)
     }
 
-    async fn alert_levels(&self) -> StoreResult<Vec<(String, u8)>> {
+    async fn alert_levels(&self) -> StoreResult<Vec<AlertLevel>> {
         alerts::levels(&self.read().await?).await
     }
 
-    async fn set_alert_levels(&self, levels: Vec<(String, u8)>) -> StoreResult<()> {
+    async fn set_alert_levels(&self, levels: Vec<AlertLevel>) -> StoreResult<()> {
         in_transaction!(self, |tx| alerts::set_levels(&tx, &levels).await)
     }
 
@@ -285,7 +285,7 @@ impl Store for PostgresStore {
         alerts::set_delivery(&self.read().await?, id, email, webhooks).await
     }
 
-    async fn alerts(&self, limit: u32) -> StoreResult<Vec<tally_proto::admin::AlertView>> {
+    async fn alerts(&self, limit: u32) -> StoreResult<Vec<AlertRow>> {
         alerts::list(&self.read().await?, limit).await
     }
 

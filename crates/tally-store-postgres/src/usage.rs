@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use deadpool_postgres::Transaction;
 use tally_core::reporting::{
-    charge_key, charged_usage, holds_live_place, renewed_until, usage_exhausted,
+    charge_key, charged_usage, holds_live_place, overuse, records_overuse, renewed_until,
+    usage_exhausted,
 };
 use tally_proto::UnixSeconds;
 use tally_proto::license::{LicenseItem, LicenseType};
@@ -227,15 +228,10 @@ async fn renew(tx: &Transaction<'_>, batch: &ReportBatch, held_rows: &[Held]) ->
     )
     .await?;
     for h in held_rows {
-        let concurrent = matches!(
-            h.item.license_type,
-            LicenseType::ConcurrentDevice | LicenseType::ConcurrentInstance
-        );
-        if concurrent && h.active_until > now {
-            let (_, units) = held(tx, &h.item.id, now).await?;
-            if units > h.item.quantity {
-                record_exception(tx, &h.item.id, slice_of(now), units - h.item.quantity).await?;
-            }
+        if records_overuse(&h.item, h.active_until, now)
+            && let Some(excess) = overuse(&h.item, held(tx, &h.item.id, now).await?.1)
+        {
+            record_exception(tx, &h.item.id, slice_of(now), excess).await?;
         }
     }
     Ok(())

@@ -2,8 +2,7 @@
 
 use rusqlite::{Connection, params};
 use tally_proto::UnixSeconds;
-use tally_proto::admin::AlertView;
-use tally_store::{AuthOutcomes, StoreResult};
+use tally_store::{AlertLevel, AlertRow, AuthOutcomes, OutcomeTotals, StoreResult};
 
 use crate::backend;
 
@@ -29,7 +28,7 @@ pub fn record_outcomes(c: &mut Connection, counts: &[AuthOutcomes]) -> StoreResu
     tx.commit().map_err(backend("commit outcomes"))
 }
 
-pub fn outcomes(c: &mut Connection, since: UnixSeconds) -> StoreResult<Vec<(String, u64, u64)>> {
+pub fn outcomes(c: &mut Connection, since: UnixSeconds) -> StoreResult<Vec<OutcomeTotals>> {
     let minute = since.div_euclid(60);
     c.execute("DELETE FROM auth_minutes WHERE minute < ?1", [minute])
         .map_err(backend("prune authorizations"))?;
@@ -51,16 +50,16 @@ pub fn outcomes(c: &mut Connection, since: UnixSeconds) -> StoreResult<Vec<(Stri
     let mut out = Vec::new();
     for row in rows {
         let (code, ok, failed) = row.map_err(backend("read authorizations"))?;
-        out.push((
-            code,
-            u64::try_from(ok).unwrap_or(0),
-            u64::try_from(failed).unwrap_or(0),
-        ));
+        out.push(OutcomeTotals {
+            handshake_code: code,
+            ok: u64::try_from(ok).unwrap_or(0),
+            failed: u64::try_from(failed).unwrap_or(0),
+        });
     }
     Ok(out)
 }
 
-pub fn levels(c: &Connection) -> StoreResult<Vec<(String, u8)>> {
+pub fn levels(c: &Connection) -> StoreResult<Vec<AlertLevel>> {
     let mut stmt = c
         .prepare("SELECT key, level FROM alert_levels ORDER BY key")
         .map_err(backend("read alert levels"))?;
@@ -70,14 +69,17 @@ pub fn levels(c: &Connection) -> StoreResult<Vec<(String, u8)>> {
     let mut out = Vec::new();
     for row in rows {
         let (key, level) = row.map_err(backend("read alert level"))?;
-        out.push((key, u8::try_from(level).unwrap_or(u8::MAX)));
+        out.push(AlertLevel {
+            key,
+            level: u8::try_from(level).unwrap_or(u8::MAX),
+        });
     }
     Ok(out)
 }
 
-pub fn set_levels(c: &mut Connection, levels: &[(String, u8)]) -> StoreResult<()> {
+pub fn set_levels(c: &mut Connection, levels: &[AlertLevel]) -> StoreResult<()> {
     let tx = c.savepoint().map_err(backend("begin"))?;
-    for (key, level) in levels {
+    for AlertLevel { key, level } in levels {
         tx.execute(
             "INSERT INTO alert_levels (key, level) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET level = excluded.level",
@@ -106,7 +108,7 @@ pub fn set_delivery(c: &mut Connection, id: i64, email: &str, webhooks: &str) ->
     Ok(())
 }
 
-pub fn list(c: &Connection, limit: u32) -> StoreResult<Vec<AlertView>> {
+pub fn list(c: &Connection, limit: u32) -> StoreResult<Vec<AlertRow>> {
     let mut stmt = c
         .prepare(
             "SELECT id, at, subject, body, email, webhooks FROM alerts ORDER BY id DESC LIMIT ?1",
@@ -114,7 +116,7 @@ pub fn list(c: &Connection, limit: u32) -> StoreResult<Vec<AlertView>> {
         .map_err(backend("read alerts"))?;
     let rows = stmt
         .query_map([limit], |r| {
-            Ok(AlertView {
+            Ok(AlertRow {
                 id: r.get(0)?,
                 at: r.get(1)?,
                 subject: r.get(2)?,

@@ -212,15 +212,15 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn auth_outcomes(&self, since: UnixSeconds) -> StoreResult<Vec<(String, u64, u64)>> {
+    async fn auth_outcomes(&self, since: UnixSeconds) -> StoreResult<Vec<OutcomeTotals>> {
         self.write(move |c| alerts::outcomes(c, since)).await
     }
 
-    async fn alert_levels(&self) -> StoreResult<Vec<(String, u8)>> {
+    async fn alert_levels(&self) -> StoreResult<Vec<AlertLevel>> {
         self.read(alerts::levels).await
     }
 
-    async fn set_alert_levels(&self, levels: Vec<(String, u8)>) -> StoreResult<()> {
+    async fn set_alert_levels(&self, levels: Vec<AlertLevel>) -> StoreResult<()> {
         self.write(move |c| alerts::set_levels(c, &levels)).await
     }
 
@@ -236,7 +236,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn alerts(&self, limit: u32) -> StoreResult<Vec<tally_proto::admin::AlertView>> {
+    async fn alerts(&self, limit: u32) -> StoreResult<Vec<AlertRow>> {
         self.read(move |c| alerts::list(c, limit)).await
     }
 

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, params};
 use tally_core::reporting::{
-    charge_key, charged_usage, holds_live_place, renewed_until, usage_exhausted,
+    charge_key, charged_usage, holds_live_place, overuse, records_overuse, renewed_until,
+    usage_exhausted,
 };
 use tally_proto::UnixSeconds;
 use tally_proto::license::{LicenseItem, LicenseType};
@@ -250,15 +251,10 @@ fn renew_and_charge(
                 units: *units,
             }),
         )?;
-        let concurrent = matches!(
-            item.license_type,
-            LicenseType::ConcurrentDevice | LicenseType::ConcurrentInstance
-        );
-        if concurrent && *until > now {
-            let held = places::held(tx, &item.id, now)?.units;
-            if held > item.quantity {
-                record_exception(tx, &item.id, slice_of(now), held - item.quantity)?;
-            }
+        if records_overuse(item, *until, now)
+            && let Some(excess) = overuse(item, places::held(tx, &item.id, now)?.units)
+        {
+            record_exception(tx, &item.id, slice_of(now), excess)?;
         }
     }
     Ok(exhausted)

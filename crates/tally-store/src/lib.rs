@@ -153,14 +153,14 @@ pub trait Store: Send + Sync + 'static {
     /// Adds authorization outcomes of existing handshake codes, gathered per minute by the
     /// server (one write for many authorizations).
     async fn record_auth_outcomes(&self, counts: Vec<AuthOutcomes>) -> StoreResult<()>;
-    /// `(code, succeeded, failed)` since `since`; older counts are deleted.
+    /// Authorizations per handshake code since `since`; older counts are deleted.
     async fn auth_outcomes(
         &self,
         since: tally_proto::UnixSeconds,
-    ) -> StoreResult<Vec<(String, u64, u64)>>;
+    ) -> StoreResult<Vec<OutcomeTotals>>;
     /// Levels last notified, by key.
-    async fn alert_levels(&self) -> StoreResult<Vec<(String, u8)>>;
-    async fn set_alert_levels(&self, levels: Vec<(String, u8)>) -> StoreResult<()>;
+    async fn alert_levels(&self) -> StoreResult<Vec<AlertLevel>>;
+    async fn set_alert_levels(&self, levels: Vec<AlertLevel>) -> StoreResult<()>;
     /// Adds an alert to the history (delivery not yet known); returns its id.
     async fn record_alert(
         &self,
@@ -170,7 +170,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<i64>;
     async fn set_alert_delivery(&self, id: i64, email: &str, webhooks: &str) -> StoreResult<()>;
     /// The newest `limit` alerts, newest first.
-    async fn alerts(&self, limit: u32) -> StoreResult<Vec<tally_proto::admin::AlertView>>;
+    async fn alerts(&self, limit: u32) -> StoreResult<Vec<AlertRow>>;
     /// The newest `limit` entries, newest first.
     async fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>>;
 

@@ -225,3 +225,31 @@ pub struct AuthOutcomes {
     pub ok: u64,
     pub failed: u64,
 }
+
+/// The level last notified for one watched quantity (e.g. `item:L-1-1:usage`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AlertLevel {
+    pub key: String,
+    pub level: u8,
+}
+
+/// Authorizations of one handshake code since a given time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OutcomeTotals {
+    pub handshake_code: String,
+    pub ok: u64,
+    pub failed: u64,
+}
+
+/// One alert of the history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRow {
+    pub id: i64,
+    pub at: UnixSeconds,
+    pub subject: String,
+    pub body: String,
+    /// What became of the email: `pending` until known.
+    pub email: String,
+    /// What became of the webhooks: `pending` until known.
+    pub webhooks: String,
+}

@@ -2,26 +2,38 @@
 
 use std::sync::Arc;
 
-use tally_proto::admin::AlertView;
-use tally_store::{AuthOutcomes, Store};
+use tally_store::{AlertLevel, AlertRow, AuthOutcomes, OutcomeTotals, Store};
 
 use crate::fixtures::NOW;
 
 /// The levels, sorted by key (the contract does not order them).
 async fn levels(store: &dyn Store) -> Vec<(String, u8)> {
-    let mut levels = store.alert_levels().await.unwrap();
+    let mut levels: Vec<(String, u8)> = store
+        .alert_levels()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.key, l.level))
+        .collect();
     levels.sort();
     levels
+}
+
+fn level(key: &str, level: u8) -> AlertLevel {
+    AlertLevel {
+        key: key.into(),
+        level,
+    }
 }
 
 pub async fn alert_levels_are_upserted_by_key(store: Arc<dyn Store>) {
     assert!(store.alert_levels().await.unwrap().is_empty());
     store
-        .set_alert_levels(vec![("usage:a".into(), 1), ("devices:b".into(), 2)])
+        .set_alert_levels(vec![level("usage:a", 1), level("devices:b", 2)])
         .await
         .unwrap();
     store
-        .set_alert_levels(vec![("devices:b".into(), 3), ("failures".into(), 0)])
+        .set_alert_levels(vec![level("devices:b", 3), level("failures", 0)])
         .await
         .unwrap();
     assert_eq!(
@@ -39,7 +51,7 @@ pub async fn alert_levels_are_upserted_by_key(store: Arc<dyn Store>) {
         "nothing given, nothing changed"
     );
     store
-        .set_alert_levels(vec![("usage:a".into(), u8::MAX)])
+        .set_alert_levels(vec![level("usage:a", u8::MAX)])
         .await
         .unwrap();
     assert!(levels(&*store).await.contains(&("usage:a".into(), u8::MAX)));
@@ -56,7 +68,7 @@ pub async fn the_alert_history_lists_newest_first_with_its_delivery(store: Arc<d
         .await
         .unwrap();
     assert_ne!(first, second);
-    let view = |id, at, subject: &str, body: &str, email: &str, webhooks: &str| AlertView {
+    let view = |id, at, subject: &str, body: &str, email: &str, webhooks: &str| AlertRow {
         id,
         at,
         subject: subject.into(),
@@ -127,7 +139,19 @@ pub async fn auth_outcomes_add_up_per_code_and_forget_old_minutes(store: Arc<dyn
     let since = |at| {
         let store = Arc::clone(&store);
         async move {
-            let mut rows = store.auth_outcomes(at).await.unwrap();
+            let mut rows: Vec<(String, u64, u64)> = store
+                .auth_outcomes(at)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(
+                    |OutcomeTotals {
+                         handshake_code,
+                         ok,
+                         failed,
+                     }| (handshake_code, ok, failed),
+                )
+                .collect();
             rows.sort();
             rows
         }
