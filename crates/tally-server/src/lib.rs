@@ -1,6 +1,7 @@
 //! The Tally server as a library, so the `tally` binary and the tests start exactly the same
-//! thing: [`identity`] (who this server is), [`app`] (shared state and router), [`api`] (client
-//! protocol and admin API), and [`error`] (stable error codes to HTTP).
+//! thing: [`identity`] (who this server is), [`state`] (what every handler reaches), [`app`]
+//! (the router), [`api`] (client protocol and admin API), [`service`] (the operations),
+//! [`passwords`] (the password guard), and [`error`] (stable error codes to HTTP).
 
 pub mod alerts;
 pub mod api;
@@ -10,6 +11,7 @@ pub mod data_dir;
 pub mod error;
 pub mod identity;
 pub mod outcomes;
+pub mod passwords;
 pub mod portal;
 pub mod replay;
 pub mod service;

@@ -43,7 +43,7 @@ pub struct Inner {
     /// One-time token that lets whoever reads the server log set the first portal password.
     pub setup_token: String,
     /// Session-password checks: verified passwords remembered, Argon2 bounded and throttled.
-    pub passwords: crate::service::password::PasswordGuard,
+    pub passwords: crate::passwords::PasswordGuard,
     /// Recent failed sign-ins, to slow down password guessing.
     failed_logins: std::sync::Mutex<Vec<tally_proto::UnixSeconds>>,
     /// Internal errors on their way to the admin (see [`crate::alerts`]).
@@ -139,7 +139,7 @@ impl AppState {
             None => load_or_create_token(&settings)?,
         };
         let (errors, error_receiver) = tokio::sync::mpsc::unbounded_channel();
-        let passwords = crate::service::password::PasswordGuard::new(clock.clone())?;
+        let passwords = crate::passwords::PasswordGuard::new(clock.clone())?;
         let instance = format!(
             "{}/{}",
             identity.uuid,

@@ -8,7 +8,7 @@ use serde_json::json;
 use tally_proto::ErrorCode;
 use tally_proto::admin::{DeviceView, HandshakeView};
 use tally_sdk::Client;
-use tally_server::service::password::PER_SOURCE;
+use tally_server::passwords::PER_SOURCE;
 
 use crate::common::*;
 use crate::e2e::{client, config, refusal};

@@ -97,8 +97,9 @@ async fn evaluate(state: &AppState) -> Result<Option<i64>, String> {
         .await
         .map_err(|e| e.to_string())?
         .into_iter()
+        .map(|l| (l.key, l.level))
         .collect();
-    let mut levels: Vec<(String, u8)> = Vec::new();
+    let mut levels: Vec<tally_store::AlertLevel> = Vec::new();
     let mut conditions = Vec::new();
     let mut watch = |scope: &'static str, id: &str, kind: Kind, level: u8, detail: String| {
         let key = format!("{scope}:{id}:{}", kind.as_str());
@@ -111,7 +112,7 @@ async fn evaluate(state: &AppState) -> Result<Option<i64>, String> {
                 text: format!("{} {detail}", describe(kind, level)),
             });
         }
-        levels.push((key, level));
+        levels.push(tally_store::AlertLevel { key, level });
     };
 
     for stored in state.store.items(now).await.map_err(|e| e.to_string())? {
@@ -156,7 +157,11 @@ async fn evaluate(state: &AppState) -> Result<Option<i64>, String> {
         .flush(&*state.store)
         .await
         .map_err(|e| e.to_string())?;
-    for (code, ok, failed) in state
+    for tally_store::OutcomeTotals {
+        handshake_code: code,
+        ok,
+        failed,
+    } in state
         .store
         .auth_outcomes(now - 3600)
         .await

@@ -261,7 +261,19 @@ async fn put_webhook_settings(
 async fn alerts(
     State(state): State<AppState>,
 ) -> ApiResult<Json<Vec<tally_proto::admin::AlertView>>> {
-    Ok(Json(state.store.alerts(200).await?))
+    let rows = state.store.alerts(200).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|a| tally_proto::admin::AlertView {
+                id: a.id,
+                at: a.at,
+                subject: a.subject,
+                body: a.body,
+                email: a.email,
+                webhooks: a.webhooks,
+            })
+            .collect(),
+    ))
 }
 
 async fn evaluate_alerts(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {

@@ -201,7 +201,7 @@ impl governor::clock::Clock for ServerClock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::password::{PER_CODE, PER_SOURCE};
+    use crate::passwords::{PER_CODE, PER_SOURCE};
     use tally_core::ManualClock;
 
     fn throttle() -> (Throttle, ManualClock) {
