@@ -75,26 +75,21 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tally_proto::license::{ActiveWindow, LicenseType, VersionRange};
+    use tally_proto::license::{LicenseType, VersionRange};
 
     fn item() -> LicenseItem {
         LicenseItem {
-            id: "i".into(),
             product: "scanner".into(),
             versions: Some(VersionRange {
                 min_major: 2,
                 max_major: 3,
             }),
             modules: vec!["qr".into(), "pdf417".into()],
-            license_type: LicenseType::PerDevice,
-            quantity: 1,
             start: 100,
             end: 200,
             grace_percent: 10,
-            active_window: ActiveWindow::Days30,
-            metric: None,
-            max_offline_days: None,
             grace_days: Some(2),
+            ..crate::fixtures::item(LicenseType::PerDevice)
         }
     }
 

@@ -26,23 +26,15 @@ pub fn default_order_with<T>(items: &mut [T], item: impl Fn(&T) -> &LicenseItem)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tally_proto::license::{ActiveWindow, LicenseType};
+    use tally_proto::license::LicenseType;
 
     fn item(id: &str, end: i64, modules: usize, quantity: u64) -> LicenseItem {
         LicenseItem {
             id: id.into(),
-            product: "p".into(),
-            versions: None,
             modules: (0..modules).map(|m| format!("m{m}")).collect(),
-            license_type: LicenseType::PerDevice,
             quantity,
-            start: 0,
             end,
-            grace_percent: 10,
-            active_window: ActiveWindow::Days30,
-            metric: None,
-            max_offline_days: None,
-            grace_days: None,
+            ..crate::fixtures::item(LicenseType::PerDevice)
         }
     }
 
