@@ -326,8 +326,7 @@ impl Store for PostgresStore {
         now: UnixSeconds,
         forget_after: UnixSeconds,
     ) -> StoreResult<bool> {
-        in_transaction!(self, |tx| shared::first_use(&tx, id, now, forget_after)
-            .await)
+        shared::first_use(&self.read().await?, id, now, forget_after).await
     }
 
     async fn accept_session_message(

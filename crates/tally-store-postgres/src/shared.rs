@@ -70,28 +70,25 @@ pub async fn release_lease(c: &impl Db, job: &str, holder: &str) -> StoreResult<
     .map(drop)
 }
 
+/// One statement, so one round trip and atomic: two instances recording the same envelope at
+/// once are ordered by its key.
 pub async fn first_use(
-    tx: &Transaction<'_>,
+    c: &impl Db,
     id: &[u8],
     now: UnixSeconds,
     forget_after: UnixSeconds,
 ) -> StoreResult<bool> {
-    // An entry that should have been forgotten no longer counts.
-    execute(
-        tx,
-        "forget envelope",
-        "DELETE FROM seen_envelopes WHERE id = $1 AND forget_after <= $2",
-        &[&id, &now],
-    )
-    .await?;
-    let inserted = execute(
-        tx,
+    // New, or seen before but due to be forgotten: this use counts as the first.
+    let recorded = execute(
+        c,
         "record envelope",
-        "INSERT INTO seen_envelopes (id, forget_after) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
-        &[&id, &forget_after],
+        "INSERT INTO seen_envelopes (id, forget_after) VALUES ($1, $2)
+         ON CONFLICT (id) DO UPDATE SET forget_after = excluded.forget_after
+         WHERE seen_envelopes.forget_after <= $3",
+        &[&id, &forget_after, &now],
     )
     .await?;
-    Ok(inserted == 1)
+    Ok(recorded == 1)
 }
 
 /// The window row is created first and then locked, so that two instances accepting messages of

@@ -56,20 +56,16 @@ pub fn first_use(
     now: UnixSeconds,
     forget_after: UnixSeconds,
 ) -> StoreResult<bool> {
-    // An entry that should have been forgotten no longer counts.
-    c.execute(
-        "DELETE FROM seen_envelopes WHERE id = ?1 AND forget_after <= ?2",
-        params![id, now],
-    )
-    .map_err(backend("forget envelope"))?;
-    let inserted = c
+    // New, or seen before but due to be forgotten: this use counts as the first.
+    let recorded = c
         .execute(
             "INSERT INTO seen_envelopes (id, forget_after) VALUES (?1, ?2)
-             ON CONFLICT (id) DO NOTHING",
-            params![id, forget_after],
+             ON CONFLICT (id) DO UPDATE SET forget_after = excluded.forget_after
+             WHERE seen_envelopes.forget_after <= ?3",
+            params![id, forget_after, now],
         )
         .map_err(backend("record envelope"))?;
-    Ok(inserted == 1)
+    Ok(recorded == 1)
 }
 
 pub fn accept_session_message(

@@ -30,7 +30,7 @@ fn item(license_id: &str) -> tally_proto::license::LicenseItem {
 }
 
 /// License `license_id` of organization `org` activated at `at` for `servers`, in that order.
-fn activated_for(
+pub fn activated_for(
     vendor: &SigningKey,
     license_id: &str,
     org: &str,

@@ -55,6 +55,15 @@ impl TestServer {
         Self::start_full(data, vendor, machine, |_| {})
     }
 
+    /// Starts an instance seeing hardware `machine` whose store is the PostgreSQL database at
+    /// `database_url`, which other instances may share.
+    pub fn start_on_database(database_url: &str, vendor: SigningKey, machine: &str) -> Self {
+        let url = database_url.to_owned();
+        Self::start_full(tempfile::tempdir().unwrap(), vendor, machine, |settings| {
+            settings.database_url = Some(url);
+        })
+    }
+
     fn start_full(
         data: tempfile::TempDir,
         vendor: SigningKey,
@@ -76,13 +85,28 @@ impl TestServer {
             T0,
         )
         .unwrap();
-        let store = tally_store_sqlite::SqliteStore::open(&data.path().join("tally.db")).unwrap();
-        let state =
-            AppState::new(settings, Arc::new(store), Arc::new(clock.clone()), identity).unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
+            .unwrap();
+        let store: Arc<dyn tally_store::Store> = match &settings.database_url {
+            Some(url) => Arc::new(
+                runtime
+                    .block_on(tally_store_postgres::PostgresStore::connect(url))
+                    .unwrap(),
+            ),
+            None => Arc::new(
+                tally_store_sqlite::SqliteStore::open(&data.path().join("tally.db")).unwrap(),
+            ),
+        };
+        let state = runtime
+            .block_on(AppState::open(
+                settings,
+                store,
+                Arc::new(clock.clone()),
+                identity,
+            ))
             .unwrap();
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

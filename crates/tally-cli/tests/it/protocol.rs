@@ -22,7 +22,7 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn post_raw(s: &TestServer, path: &str, body: &[u8]) -> (u16, String) {
+pub fn post_raw(s: &TestServer, path: &str, body: &[u8]) -> (u16, String) {
     let mut resp = agent()
         .post(&format!("{}{path}", s.url))
         .header("Content-Type", "application/json")
@@ -234,7 +234,7 @@ fn a_sealed_request_with_bad_fields_is_refused_inside_the_envelope() {
 }
 
 /// Authorizes `device` by hand and returns the grant's report session with its key.
-fn open_session(s: &TestServer, device: &str) -> (SessionGrant, SessionKey) {
+pub fn open_session(s: &TestServer, device: &str) -> (SessionGrant, SessionKey) {
     let (env, key) = seal(s, "authorize", &request(s.clock.now(), device));
     let (status, text) = post_raw(s, PATH_AUTHORIZE, &serde_json::to_vec(&env).unwrap());
     assert_eq!(status, 200, "{text}");
@@ -244,7 +244,7 @@ fn open_session(s: &TestServer, device: &str) -> (SessionGrant, SessionKey) {
     }
 }
 
-fn session_report_request(s: &TestServer, report_id: &str) -> ReportRequest {
+pub fn session_report_request(s: &TestServer, report_id: &str) -> ReportRequest {
     ReportRequest {
         sent_at: s.clock.now(),
         reports: vec![UsageReport {
@@ -255,7 +255,7 @@ fn session_report_request(s: &TestServer, report_id: &str) -> ReportRequest {
     }
 }
 
-fn session_body(ticket: &str, seq: u64, key: &SessionKey, req: &ReportRequest) -> Vec<u8> {
+pub fn session_body(ticket: &str, seq: u64, key: &SessionKey, req: &ReportRequest) -> Vec<u8> {
     let ct = key
         .seal(
             Direction::ToServer,
@@ -273,7 +273,7 @@ fn session_body(ticket: &str, seq: u64, key: &SessionKey, req: &ReportRequest) -
     .unwrap()
 }
 
-fn open_session_reply(
+pub fn open_session_reply(
     key: &SessionKey,
     seq: u64,
     ticket: &str,
@@ -286,7 +286,7 @@ fn open_session_reply(
     serde_json::from_slice(&plain).unwrap()
 }
 
-fn plain_error(status_and_body: (u16, String)) -> (u16, String) {
+pub fn plain_error(status_and_body: (u16, String)) -> (u16, String) {
     let err: ErrorBody = serde_json::from_str(&status_and_body.1).unwrap();
     (status_and_body.0, err.name)
 }

@@ -1,7 +1,9 @@
-//! Several `tally serve` processes on one PostgreSQL database, all active, as an operator runs
-//! them: devices reach either instance and share one quota, and when one instance is killed
-//! (SIGKILL) in the middle of their reports, the devices continue on the other through their
-//! server list and every report counts exactly once.
+//! Several server instances on one PostgreSQL database, all active. As an operator runs them
+//! (`tally serve` processes): devices reach either instance and share one quota, and when one
+//! instance is killed (SIGKILL) in the middle of their reports, the devices continue on the other
+//! through their server list and every report counts exactly once. In process: a report session
+//! continues on another instance, which refuses the messages the first accepted, and instances
+//! evaluating alerts at once send each alert once.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,12 +11,18 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use tally_proto::ErrorCode;
-use tally_proto::admin::UsageRow;
+use tally_proto::admin::{AlertView, UsageRow};
+use tally_proto::wire::{PATH_SESSION_REPORT, Reply};
 use tally_sdk::{Client, Config};
 
 use crate::cli::ok;
+use crate::cluster::activated_for;
+use crate::common::{T0, TestServer};
 use crate::postgres::Schema;
 use crate::processes::{free_port, requested_uuid, second_machine_labels, serve};
+use crate::protocol::{
+    open_session, open_session_reply, plain_error, post_raw, session_body, session_report_request,
+};
 
 const TOKEN: &str = "cluster-admin-token-0123456789";
 
@@ -199,4 +207,88 @@ fn two_instances_on_one_database_share_quotas_and_survive_a_kill() {
         recorded,
         "every report acknowledged by either instance is counted once"
     );
+}
+
+/// Two in-process instances (each its own identity and clock at `T0`) on a fresh schema, with
+/// license `L-1` (5 devices of `scanner` for `acme`) activated for both and imported on the
+/// first.
+fn two_instances(schema: &Schema) -> (TestServer, TestServer) {
+    let vendor = tally_crypto::SigningKey::generate().unwrap();
+    let a = TestServer::start_on_database(&schema.url(), vendor.clone(), "machine-1");
+    let b = TestServer::start_on_database(&schema.url(), vendor.clone(), "machine-2");
+    a.import(&activated_for(&vendor, "L-1", "acme", &[&a, &b], T0));
+    (a, b)
+}
+
+#[test]
+#[cfg_attr(not(has_test_database), ignore = "TALLY_TEST_DATABASE_URL is not set")]
+fn a_report_session_continues_on_another_instance_which_refuses_its_replays() {
+    let schema = Schema::create("sessions");
+    let (a, b) = two_instances(&schema);
+    let (session, key) = open_session(&a, "device-1");
+    let t = session.ticket.as_str();
+    let first = session_body(t, 1, &key, &session_report_request(&a, "r-1"));
+    let (status, text) = post_raw(&a, PATH_SESSION_REPORT, &first);
+    assert_eq!(status, 200, "{text}");
+    // The message the first instance accepted, sent to the second: refused, counted nowhere.
+    assert_eq!(
+        plain_error(post_raw(&b, PATH_SESSION_REPORT, &first)),
+        (409, "replayed_request".to_string())
+    );
+    // The session itself goes on there.
+    let second = session_body(t, 2, &key, &session_report_request(&b, "r-2"));
+    let (status, text) = post_raw(&b, PATH_SESSION_REPORT, &second);
+    assert_eq!(status, 200, "{text}");
+    match open_session_reply(&key, 2, t, &text) {
+        Reply::Ok(r) => assert_eq!(r.accepted, ["r-2"]),
+        Reply::Err(e) => panic!("refused: {e:?}"),
+    }
+    assert_eq!(
+        plain_error(post_raw(&a, PATH_SESSION_REPORT, &second)),
+        (409, "replayed_request".to_string())
+    );
+    let stats: Vec<UsageRow> = a.admin_ok("GET", "/stats/usage", None);
+    assert_eq!(stats.iter().map(|d| d.count).sum::<u64>(), 4, "{stats:?}");
+}
+
+#[test]
+#[cfg_attr(not(has_test_database), ignore = "TALLY_TEST_DATABASE_URL is not set")]
+fn instances_evaluating_at_once_send_an_alert_once() {
+    let schema = Schema::create("alerts");
+    let (a, b) = two_instances(&schema);
+    // 4 of 5 devices: the 60 % and 80 % thresholds are crossed.
+    for n in 1..=4 {
+        open_session(if n % 2 == 0 { &a } else { &b }, &format!("device-{n}"));
+    }
+    let evaluations: Vec<_> = [&a, &b, &a, &b]
+        .into_iter()
+        .map(|s| {
+            let (url, token) = (s.url.clone(), s.token());
+            std::thread::spawn(move || {
+                let mut resp = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .new_agent()
+                    .post(&format!("{url}/api/admin/alerts/evaluate"))
+                    .header("Authorization", &format!("Bearer {token}"))
+                    .send_empty()
+                    .unwrap();
+                (
+                    resp.status().as_u16(),
+                    resp.body_mut().read_to_string().unwrap(),
+                )
+            })
+        })
+        .collect();
+    for e in evaluations {
+        let (status, body) = e.join().unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    // Two evaluations asked of each instance: the lease also keeps one instance's apart.
+    let history: Vec<AlertView> = b.admin_ok("GET", "/alerts", None);
+    let usage: Vec<&AlertView> = history
+        .iter()
+        .filter(|alert| alert.body.contains("L-1-1"))
+        .collect();
+    assert_eq!(usage.len(), 1, "{history:?}");
 }

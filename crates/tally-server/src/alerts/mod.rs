@@ -56,6 +56,13 @@ pub enum Evaluation {
 /// Runs one evaluation at the state's clock, unless another instance sharing the store is
 /// evaluating: then waits up to `wait` for it to finish.
 pub async fn evaluate_once(state: &AppState, wait: Duration) -> Result<Evaluation, String> {
+    // Each evaluation holds the lease under a name of its own, so that two evaluations of one
+    // instance (the periodic one and one asked through the API) exclude each other too.
+    let holder = format!(
+        "{}/{}",
+        state.instance,
+        tally_crypto::random_id().map_err(|e| e.to_string())?
+    );
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let now = state.now();
@@ -63,7 +70,7 @@ pub async fn evaluate_once(state: &AppState, wait: Duration) -> Result<Evaluatio
             .store
             .hold_lease(
                 EVALUATION_LEASE,
-                &state.instance,
+                &holder,
                 now,
                 now.saturating_add(EVALUATION_LEASE_SECONDS),
             )
@@ -78,11 +85,7 @@ pub async fn evaluate_once(state: &AppState, wait: Duration) -> Result<Evaluatio
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let outcome = evaluate(state).await;
-    if let Err(e) = state
-        .store
-        .release_lease(EVALUATION_LEASE, &state.instance)
-        .await
-    {
+    if let Err(e) = state.store.release_lease(EVALUATION_LEASE, &holder).await {
         tracing::warn!(error = %e, "cannot release the alert evaluation lease; it expires by itself");
     }
     outcome.map(Evaluation::Done)
