@@ -19,10 +19,18 @@ pub async fn admit(tx: &Transaction<'_>, req: &AdmitRequest) -> StoreResult<Admi
     let mut ids: Vec<&str> = req.candidates.iter().map(|i| i.id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    lock_items(tx, &ids, "FOR UPDATE").await?;
+    // The device's own registrations are read right after the lock, in the same round trip:
+    // `biased` polls (and so sends) the lock first, and PostgreSQL runs pipelined statements in
+    // order, each with a snapshot taken after the one before it finished.
+    let ((), own) = tokio::try_join!(
+        biased;
+        lock_items(tx, &ids, "FOR UPDATE"),
+        own_places(tx, &req.device_uuid, &ids)
+    )?;
     let mut states = Vec::with_capacity(req.candidates.len());
     for item in &req.candidates {
-        states.push(live_state(tx, item, &req.device_uuid, &req.ask, req.now).await?);
+        let own = own.get(item.id.as_str());
+        states.push(live_state(tx, item, own, &req.device_uuid, &req.ask, req.now).await?);
     }
     let decision = decide(&req.candidates, &states, &req.ask, req.now);
     if let Decision::Admit {
@@ -77,6 +85,34 @@ pub async fn lock_items(c: &impl Db, ids: &[&str], mode: &str) -> StoreResult<()
     Ok(())
 }
 
+/// The registrations of `device` on the items `ids`, by item.
+async fn own_places(
+    c: &impl Db,
+    device: &str,
+    ids: &[&str],
+) -> StoreResult<std::collections::HashMap<String, OwnPlace>> {
+    rows(
+        c,
+        "read device",
+        "SELECT item_id, active_until, active_day, units FROM devices
+         WHERE device_uuid = $1 AND item_id = ANY($2)",
+        &[&device, &ids],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            get(r, 0)?,
+            OwnPlace {
+                active_until: get(r, 1)?,
+                active_day: get(r, 2)?,
+                units: count(r, 3)?,
+            },
+        ))
+    })
+    .collect()
+}
+
 /// Keeps the largest overuse seen in a slice.
 pub async fn record_exception(c: &impl Db, item: &str, slice: i64, excess: u64) -> StoreResult<()> {
     execute(
@@ -122,26 +158,12 @@ async fn scalar(
 async fn live_state(
     c: &impl Db,
     item: &LicenseItem,
+    own: Option<&OwnPlace>,
     device: &str,
     ask: &Ask,
     now: UnixSeconds,
 ) -> StoreResult<ItemState> {
-    let own = match row(
-        c,
-        "read device",
-        "SELECT active_until, active_day, units FROM devices WHERE item_id = $1 AND device_uuid = $2",
-        &[&item.id, &device],
-    )
-    .await?
-    {
-        Some(r) => Some(OwnPlace {
-            active_until: get(&r, 0)?,
-            active_day: get(&r, 1)?,
-            units: count(&r, 2)?,
-        }),
-        None => None,
-    };
-    let asked = questions(item, own.as_ref(), ask, now);
+    let asked = questions(item, own, ask, now);
     let mut answers = Answers::default();
     if asked.active_devices || asked.held_units {
         (answers.active_devices, answers.held_units) = held(c, &item.id, now).await?;
@@ -194,7 +216,7 @@ async fn live_state(
             .await?;
         }
     }
-    Ok(item_state(own.as_ref(), &answers, now))
+    Ok(item_state(own, &answers, now))
 }
 
 fn device_row(r: &tokio_postgres::Row) -> StoreResult<DeviceRow> {

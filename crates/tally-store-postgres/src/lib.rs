@@ -16,6 +16,7 @@ mod portal;
 mod scratch;
 mod shared;
 mod usage;
+mod writer;
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
@@ -32,6 +33,8 @@ pub struct PostgresStore {
     pool: Pool,
     /// Handshake codes and organizations, kept right across instances by `listener.rs`.
     cache: std::sync::Arc<tally_store::cache::ReadCache>,
+    /// Admissions and reports, committed in batches (`writer.rs`).
+    writer: writer::Writer,
 }
 
 /// Times a transaction that PostgreSQL aborted to keep it apart from another one is run again.
@@ -101,7 +104,12 @@ impl PostgresStore {
         // Off until the listener hears every change of the other instances.
         cache.set_off(true);
         listener::spawn(config, cache.clone());
-        Ok(Self { pool, cache })
+        let writer = writer::Writer::start(pool.clone());
+        Ok(Self {
+            pool,
+            cache,
+            writer,
+        })
     }
 
     /// After a write that may have changed handshake codes or organizations: this instance's
@@ -188,7 +196,7 @@ impl Store for PostgresStore {
     }
 
     async fn admit_device(&self, request: AdmitRequest) -> StoreResult<Admission> {
-        in_transaction!(self, |tx| devices::admit(&tx, &request).await)
+        self.writer.admit(request).await
     }
 
     async fn devices(&self) -> StoreResult<Vec<DeviceRow>> {
@@ -214,7 +222,7 @@ impl Store for PostgresStore {
     }
 
     async fn record_reports(&self, batch: ReportBatch) -> StoreResult<ReportResult> {
-        in_transaction!(self, |tx| usage::record(&tx, &batch).await)
+        self.writer.report(batch).await
     }
 
     async fn usage_by_day(&self, filter: UsageFilter) -> StoreResult<Vec<DailyUsage>> {

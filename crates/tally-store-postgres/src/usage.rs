@@ -11,7 +11,7 @@ use tally_proto::UnixSeconds;
 use tally_proto::license::{LicenseItem, LicenseType};
 use tally_proto::slice::slice_of;
 use tally_store::{
-    DailyUsage, HourlyUsage, ItemHourlyUsage, ReportBatch, ReportOutcome, ReportResult,
+    DailyUsage, HourlyUsage, ItemHourlyUsage, ReportBatch, ReportOutcome, ReportResult, StoreError,
     StoreResult, UsageFilter,
 };
 
@@ -130,45 +130,56 @@ pub async fn record(tx: &Transaction<'_>, batch: &ReportBatch) -> StoreResult<Re
         new_counts.push(&report.counts);
     }
     let (hours, features, counts) = columns(&hourly);
-    if !hours.is_empty() {
-        execute(
-            tx,
-            "add usage",
-            concat!(
-                "INSERT INTO usage_hourly (hour, handshake_code, feature, count)
-                 SELECT h, $1, f, n FROM unnest($2::BIGINT[], $3::TEXT[], $4::BIGINT[]) AS u(h, f, n)
-                 ON CONFLICT (hour, handshake_code, feature) DO UPDATE SET ",
-                saturating_add!("usage_hourly", "count")
-            ),
-            &[&batch.handshake_code, &hours, &features, &counts],
-        )
-        .await?;
-    }
-
+    // The writes below do not depend on each other: they are sent together (pipelined on the
+    // transaction's connection) and PostgreSQL runs them in order.
+    let add_per_code = async {
+        if !hours.is_empty() {
+            execute(
+                tx,
+                "add usage",
+                concat!(
+                    "INSERT INTO usage_hourly (hour, handshake_code, feature, count)
+                     SELECT h, $1, f, n FROM unnest($2::BIGINT[], $3::TEXT[], $4::BIGINT[]) AS u(h, f, n)
+                     ON CONFLICT (hour, handshake_code, feature) DO UPDATE SET ",
+                    saturating_add!("usage_hourly", "count")
+                ),
+                &[&batch.handshake_code, &hours, &features, &counts],
+            )
+            .await?;
+        }
+        Ok::<_, StoreError>(())
+    };
     let by_rank = |a: &&Held, b: &&Held| a.charge_rank(now).cmp(&b.charge_rank(now));
     // Statistics per item: the item the device holds on this code.
-    if let Some(top) = held_rows.iter().max_by(by_rank)
-        && !hours.is_empty()
-    {
-        execute(
-            tx,
-            "add item usage",
-            concat!(
-                "INSERT INTO usage_item_hourly (hour, item_id, feature, count)
-                 SELECT h, $1, f, n FROM unnest($2::BIGINT[], $3::TEXT[], $4::BIGINT[]) AS u(h, f, n)
-                 ON CONFLICT (hour, item_id, feature) DO UPDATE SET ",
-                saturating_add!("usage_item_hourly", "count")
-            ),
-            &[&top.item.id, &hours, &features, &counts],
-        )
-        .await?;
-    }
+    let top = held_rows.iter().max_by(by_rank);
+    let add_per_item = async {
+        if let Some(top) = top
+            && !hours.is_empty()
+        {
+            execute(
+                tx,
+                "add item usage",
+                concat!(
+                    "INSERT INTO usage_item_hourly (hour, item_id, feature, count)
+                     SELECT h, $1, f, n FROM unnest($2::BIGINT[], $3::TEXT[], $4::BIGINT[]) AS u(h, f, n)
+                     ON CONFLICT (hour, item_id, feature) DO UPDATE SET ",
+                    saturating_add!("usage_item_hourly", "count")
+                ),
+                &[&top.item.id, &hours, &features, &counts],
+            )
+            .await?;
+        }
+        Ok(())
+    };
     let charged = held_rows
         .iter()
         .filter(|h| h.item.license_type == LicenseType::PerUsage)
         .max_by(by_rank)
         .map(|h| &h.item);
-    if let Some(item) = charged {
+    let charge = async {
+        let Some(item) = charged else {
+            return Ok(None);
+        };
         let total = charged_usage(item, new_counts.iter().copied());
         let used = row(
             tx,
@@ -186,11 +197,16 @@ pub async fn record(tx: &Transaction<'_>, batch: &ReportBatch) -> StoreResult<Re
             Some(r) => count(&r, 0)?,
             None => 0,
         };
-        if usage_exhausted(item, used) {
-            outcome.exhausted.push(item.id.clone());
-        }
-    }
-    renew(tx, batch, &held_rows).await?;
+        Ok(usage_exhausted(item, used).then(|| item.id.clone()))
+    };
+    let ((), (), exhausted, ()) = tokio::try_join!(
+        biased;
+        add_per_code,
+        add_per_item,
+        charge,
+        renew(tx, batch, &held_rows)
+    )?;
+    outcome.exhausted.extend(exhausted);
     Ok(ReportResult::Recorded(outcome))
 }
 
