@@ -13,6 +13,7 @@ mod licenses;
 mod listener;
 mod migrate;
 mod portal;
+mod reports;
 mod scratch;
 mod shared;
 mod usage;

@@ -12,7 +12,11 @@ use tally_store::{Admission, AdmitRequest, ReportBatch, ReportResult, StoreError
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::{self, backend, lost_a_race};
-use crate::{devices, usage};
+use crate::{devices, reports};
+
+/// Batches in flight at once: while one waits for its commit to be flushed, the next runs its
+/// statements (PostgreSQL keeps them apart with row locks).
+const WRITERS: usize = 3;
 
 /// Writes taken into one transaction at most.
 const MAX_BATCH: usize = 256;
@@ -44,7 +48,10 @@ impl Writer {
     /// Starts the task on connections of `pool`.
     pub fn start(pool: Pool) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, queue));
+        let queue = std::sync::Arc::new(tokio::sync::Mutex::new(queue));
+        for _ in 0..WRITERS {
+            tokio::spawn(run(pool.clone(), queue.clone()));
+        }
         Self { jobs }
     }
 
@@ -69,17 +76,25 @@ fn stopped() -> StoreError {
     StoreError::failure("the PostgreSQL writer task has stopped")
 }
 
-async fn run(pool: Pool, mut queue: mpsc::Receiver<Job>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = queue.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+/// Takes the writes waiting (the first writer free takes them), runs them, answers; until the
+/// store is dropped.
+async fn run(pool: Pool, queue: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let jobs = {
+            let mut queue = queue.lock().await;
+            let Some(first) = queue.recv().await else {
+                return;
+            };
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
             }
-        }
-        let jobs = std::mem::take(&mut batch);
+            batch
+        };
         match with_retries(&pool, &jobs).await {
             Ok(done) => answer(jobs, done.into_iter().map(Ok)),
             Err(e) if jobs.len() == 1 => answer(jobs, std::iter::once(Err(e))),
@@ -117,11 +132,28 @@ async fn in_one_transaction(pool: &Pool, jobs: &[Job]) -> StoreResult<Vec<Done>>
         .await
         .map_err(backend("begin a transaction"))?;
     let mut done = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        done.push(match job {
-            Job::Admit(request, _) => Done::Admit(devices::admit(&tx, request).await?),
-            Job::Report(batch, _) => Done::Report(usage::record(&tx, batch).await?),
-        });
+    let mut next = 0;
+    while let Some(job) = jobs.get(next) {
+        match job {
+            Job::Admit(request, _) => {
+                done.push(Done::Admit(devices::admit(&tx, request).await?));
+                next += 1;
+            }
+            // Reports waiting next to each other are recorded together, a statement per kind
+            // of row for them all.
+            Job::Report(..) => {
+                let run: Vec<&ReportBatch> = jobs[next..]
+                    .iter()
+                    .map_while(|j| match j {
+                        Job::Report(batch, _) => Some(batch),
+                        Job::Admit(..) => None,
+                    })
+                    .collect();
+                next += run.len();
+                let recorded = reports::record_all(&tx, &run).await?;
+                done.extend(recorded.into_iter().map(Done::Report));
+            }
+        }
     }
     tx.commit().await.map_err(backend("commit"))?;
     Ok(done)
