@@ -333,3 +333,56 @@ fn the_load_generator_runs_every_phase_without_errors() {
         "{out}"
     );
 }
+
+#[test]
+#[cfg_attr(not(has_test_database), ignore = "TALLY_TEST_DATABASE_URL is not set")]
+fn the_load_generator_runs_the_store_phases_on_postgres_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = std::env::var("TALLY_TEST_DATABASE_URL").unwrap();
+    let out = ok(
+        dir.path(),
+        &[
+            "bench",
+            "--seconds",
+            "1",
+            "--connections",
+            "2",
+            "--devices",
+            "10",
+            "--no-pin",
+            "--pool",
+            "300",
+            "--phases",
+            "authorize,report",
+            "--skip-half-load",
+            "--database",
+            &database,
+        ],
+    );
+    for phase in [
+        "authorize",
+        "usage report (session)",
+        "authorize (postgres)",
+        "usage report (postgres)",
+    ] {
+        let line = line_starting(&out, phase);
+        let errors: u64 = line.split_whitespace().last().unwrap().parse().unwrap();
+        assert_eq!(errors, 0, "{line}");
+        let rate: f64 = line
+            .split_whitespace()
+            .rev()
+            .nth(4)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(rate > 0.0, "{line}");
+    }
+    line_starting(&out, "authorize: postgres / sqlite:");
+    line_starting(&out, "usage report: postgres / sqlite:");
+    // The bench's schema is gone afterwards.
+    let left = crate::postgres::pg_column(
+        &database,
+        "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tally_bench_%'",
+    );
+    assert_eq!(left, ["0"], "{out}");
+}
