@@ -10,7 +10,7 @@ use tally_proto::wire::{PATH_HELLO, ServerHello};
 
 use crate::cli::{command, ok, succeeds};
 use crate::common::*;
-use crate::processes::{free_port, requested_uuid, second_machine_labels, serve};
+use crate::processes::{TwoInstances, activate_for_two, free_port, requested_uuid, serve};
 
 fn hello(url: &str) -> ServerHello {
     let mut resp = ureq::get(&format!("{url}{PATH_HELLO}")).call().unwrap();
@@ -159,53 +159,18 @@ fn a_license_another_instance_stored_is_found_by_reading_the_store_again() {
 fn two_serve_processes_share_one_activation_and_a_client_fails_over_between_them() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let public = ok(d, &["vendor", "keygen", "--out", "vendor.key"])
-        .trim()
-        .to_owned();
-    ok(
+    let TwoInstances {
+        public,
+        labels_b,
+        activated: out,
+    } = activate_for_two(
         d,
-        &[
-            "vendor",
-            "issue",
-            "--key",
-            "vendor.key",
-            "--org-id",
-            "acme",
-            "--org-name",
-            "Acme Corp",
-            "--alias",
-            "Acme cluster",
-            "--license-id",
-            "L-CLUSTER",
-            "--item",
-            "product=scanner,type=per-device,quantity=5,start=2020-01-01,end=2099-01-01",
-            "--out",
-            "acme.license",
-        ],
+        "L-CLUSTER",
+        &["product=scanner,type=per-device,quantity=5,start=2020-01-01,end=2099-01-01"],
     );
-    // Each instance has its own data directory, keys and hardware-bound UUID.
-    ok(d, &["identity", "--data-dir", "a", "--out", "a.json"]);
-    let labels_b = second_machine_labels(d, "b", "b.json");
     let (uuid_a, uuid_b) = (
         requested_uuid(&d.join("a.json")),
         requested_uuid(&d.join("b.json")),
-    );
-    let out = ok(
-        d,
-        &[
-            "vendor",
-            "activate",
-            "--key",
-            "vendor.key",
-            "--license",
-            "acme.license",
-            "--request",
-            "a.json",
-            "--request",
-            "b.json",
-            "--out",
-            "acme.activated",
-        ],
     );
     assert_eq!(
         out,

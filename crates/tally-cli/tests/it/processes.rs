@@ -151,3 +151,67 @@ pub fn second_machine_labels(d: &Path, data: &str, request: &str) -> &'static st
     }
     panic!("this machine offers no hardware label besides machine-id for a second identity");
 }
+
+/// What [`activate_for_two`] prepared in its folder.
+pub struct TwoInstances {
+    /// The vendor's public key.
+    pub public: String,
+    /// The hardware labels of instance `b` (instance `a` reads `machine-id`).
+    pub labels_b: &'static str,
+    /// What `tally vendor activate` printed.
+    pub activated: String,
+}
+
+/// In `d`: a vendor key, license `license_id` of organization `acme` with `items` (`--item`
+/// specs) issued to `acme.license`, the identities of instances `a` and `b` (each its own
+/// UUID), and the license activated for both to `acme.activated`.
+pub fn activate_for_two(d: &Path, license_id: &str, items: &[&str]) -> TwoInstances {
+    let public = ok(d, &["vendor", "keygen", "--out", "vendor.key"])
+        .trim()
+        .to_owned();
+    let mut issue = vec![
+        "vendor",
+        "issue",
+        "--key",
+        "vendor.key",
+        "--org-id",
+        "acme",
+        "--org-name",
+        "Acme Corp",
+        "--alias",
+        "Acme cluster",
+        "--license-id",
+        license_id,
+        "--out",
+        "acme.license",
+    ];
+    for item in items {
+        issue.extend(["--item", item]);
+    }
+    ok(d, &issue);
+    // Each instance has its own data directory, keys and hardware-bound UUID.
+    ok(d, &["identity", "--data-dir", "a", "--out", "a.json"]);
+    let labels_b = second_machine_labels(d, "b", "b.json");
+    let activated = ok(
+        d,
+        &[
+            "vendor",
+            "activate",
+            "--key",
+            "vendor.key",
+            "--license",
+            "acme.license",
+            "--request",
+            "a.json",
+            "--request",
+            "b.json",
+            "--out",
+            "acme.activated",
+        ],
+    );
+    TwoInstances {
+        public,
+        labels_b,
+        activated,
+    }
+}

@@ -19,7 +19,7 @@ use crate::cli::ok;
 use crate::cluster::activated_for;
 use crate::common::{T0, TestServer};
 use crate::postgres::Schema;
-use crate::processes::{free_port, requested_uuid, second_machine_labels, serve};
+use crate::processes::{TwoInstances, activate_for_two, free_port, requested_uuid, serve};
 use crate::protocol::{
     open_session, open_session_reply, plain_error, post_raw, session_body, session_report_request,
 };
@@ -58,54 +58,19 @@ fn two_instances_on_one_database_share_quotas_and_survive_a_kill() {
     let schema = Schema::create("cluster");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let public = ok(d, &["vendor", "keygen", "--out", "vendor.key"])
-        .trim()
-        .to_owned();
-    ok(
+    let TwoInstances {
+        public, labels_b, ..
+    } = activate_for_two(
         d,
+        "L-SHARED",
         &[
-            "vendor",
-            "issue",
-            "--key",
-            "vendor.key",
-            "--org-id",
-            "acme",
-            "--org-name",
-            "Acme Corp",
-            "--alias",
-            "Acme cluster",
-            "--license-id",
-            "L-SHARED",
-            "--item",
             "product=scanner,type=per-device,quantity=5,grace=0,start=2020-01-01,end=2099-01-01",
-            "--item",
             "product=reader,type=per-device,quantity=100,start=2020-01-01,end=2099-01-01",
-            "--out",
-            "acme.license",
         ],
     );
-    ok(d, &["identity", "--data-dir", "a", "--out", "a.json"]);
-    let labels_b = second_machine_labels(d, "b", "b.json");
     assert_ne!(
         requested_uuid(&d.join("a.json")),
         requested_uuid(&d.join("b.json"))
-    );
-    ok(
-        d,
-        &[
-            "vendor",
-            "activate",
-            "--key",
-            "vendor.key",
-            "--license",
-            "acme.license",
-            "--request",
-            "a.json",
-            "--request",
-            "b.json",
-            "--out",
-            "acme.activated",
-        ],
     );
     let database = schema.url();
     let env = [
