@@ -262,43 +262,44 @@ async fn add_counters(
     per_code: &BTreeMap<(i64, &str, &str), u64>,
     per_item: &BTreeMap<(i64, &str, &str), u64>,
 ) -> StoreResult<()> {
-    let (hours, code_keys, code_features, code_counts) = columns(per_code);
-    let (item_hours, item_keys, item_features, item_counts) = columns(per_item);
-    let by_code = async {
-        if hours.is_empty() {
-            return Ok(0);
-        }
-        execute(
-            tx,
-            "add usage",
-            concat!(
-                "INSERT INTO usage_hourly (hour, handshake_code, feature, count)
-                 SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[])
-                 ON CONFLICT (hour, handshake_code, feature) DO UPDATE SET ",
-                saturating_add!("usage_hourly", "count")
-            ),
-            &[&hours, &code_keys, &code_features, &code_counts],
-        )
-        .await
-    };
-    let by_item = async {
-        if item_hours.is_empty() {
-            return Ok(0);
-        }
-        execute(
-            tx,
-            "add item usage",
-            concat!(
-                "INSERT INTO usage_item_hourly (hour, item_id, feature, count)
-                 SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[])
-                 ON CONFLICT (hour, item_id, feature) DO UPDATE SET ",
-                saturating_add!("usage_item_hourly", "count")
-            ),
-            &[&item_hours, &item_keys, &item_features, &item_counts],
-        )
-        .await
-    };
+    let by_code = add(
+        tx,
+        "add usage",
+        concat!(
+            "INSERT INTO usage_hourly (hour, handshake_code, feature, count)
+             SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[])
+             ON CONFLICT (hour, handshake_code, feature) DO UPDATE SET ",
+            saturating_add!("usage_hourly", "count")
+        ),
+        per_code,
+    );
+    let by_item = add(
+        tx,
+        "add item usage",
+        concat!(
+            "INSERT INTO usage_item_hourly (hour, item_id, feature, count)
+             SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[])
+             ON CONFLICT (hour, item_id, feature) DO UPDATE SET ",
+            saturating_add!("usage_item_hourly", "count")
+        ),
+        per_item,
+    );
     tokio::try_join!(biased; by_code, by_item)?;
+    Ok(())
+}
+
+/// Adds `counters` with `sql`, which takes them as the four columns of [`columns`].
+async fn add(
+    tx: &Transaction<'_>,
+    what: &str,
+    sql: &str,
+    counters: &BTreeMap<(i64, &str, &str), u64>,
+) -> StoreResult<()> {
+    if counters.is_empty() {
+        return Ok(());
+    }
+    let (hours, keys, features, counts) = columns(counters);
+    execute(tx, what, sql, &[&hours, &keys, &features, &counts]).await?;
     Ok(())
 }
 
