@@ -77,6 +77,190 @@ pub async fn admit(tx: &Transaction<'_>, req: &AdmitRequest) -> StoreResult<Admi
     Ok(Admission { decision })
 }
 
+/// The admissions waiting together, in order. The candidates of all are locked, and the
+/// devices' own registrations read, in one round trip; a device that already holds its place on
+/// every candidate (nothing to count, see [`tally_core::live_state::questions`]) is decided at
+/// once and its registration written with the others in one statement. Any other admission
+/// first writes what was decided before it, then runs as [`admit`] does.
+pub async fn admit_all(
+    tx: &Transaction<'_>,
+    requests: &[&AdmitRequest],
+) -> StoreResult<Vec<Admission>> {
+    let mut ids: Vec<&str> = requests
+        .iter()
+        .flat_map(|r| r.candidates.iter().map(|i| i.id.as_str()))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let devices: Vec<&str> = requests.iter().map(|r| r.device_uuid.as_str()).collect();
+    let ((), own) = tokio::try_join!(
+        biased;
+        lock_items(tx, &ids, "FOR UPDATE"),
+        places_of(tx, &devices, &ids)
+    )?;
+    let mut own = own;
+    let mut pending: Vec<Registration<'_>> = Vec::new();
+    let mut decided = Vec::with_capacity(requests.len());
+    for req in requests {
+        let places: Vec<Option<OwnPlace>> = req
+            .candidates
+            .iter()
+            .map(|i| own.get(&(req.device_uuid.clone(), i.id.clone())).copied())
+            .collect();
+        let nothing_to_count = req.candidates.iter().zip(&places).all(|(item, place)| {
+            questions(item, place.as_ref(), &req.ask, req.now) == Default::default()
+        });
+        if !nothing_to_count {
+            register(tx, &std::mem::take(&mut pending)).await?;
+            let admission = admit(tx, req).await?;
+            forget_places(&mut own, req);
+            decided.push(admission);
+            continue;
+        }
+        let states: Vec<ItemState> = places
+            .iter()
+            .map(|p| item_state(p.as_ref(), &Answers::default(), req.now))
+            .collect();
+        let decision = decide(&req.candidates, &states, &req.ask, req.now);
+        if let Decision::Admit {
+            index,
+            active_until,
+            units,
+            exception,
+        } = decision
+            && let Some(item) = req.candidates.get(index)
+        {
+            pending.push(Registration {
+                request: req,
+                item,
+                active_until,
+                units,
+            });
+            own.insert(
+                (req.device_uuid.clone(), item.id.clone()),
+                OwnPlace {
+                    active_until,
+                    active_day: Some(req.now.div_euclid(86_400)),
+                    units,
+                },
+            );
+            if exception > 0 {
+                record_exception(tx, &item.id, slice_of(req.now), exception).await?;
+            }
+        }
+        decided.push(Admission { decision });
+    }
+    register(tx, &pending).await?;
+    Ok(decided)
+}
+
+/// An admission decided and not yet written.
+struct Registration<'a> {
+    request: &'a AdmitRequest,
+    item: &'a LicenseItem,
+    active_until: UnixSeconds,
+    units: u64,
+}
+
+/// Writes `registrations` in one statement; a later one of the same device and item wins.
+async fn register(tx: &Transaction<'_>, registrations: &[Registration<'_>]) -> StoreResult<()> {
+    let mut last: std::collections::BTreeMap<(&str, &str), &Registration<'_>> =
+        std::collections::BTreeMap::new();
+    for r in registrations {
+        last.insert((r.item.id.as_str(), r.request.device_uuid.as_str()), r);
+    }
+    if last.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<&Registration<'_>> = last.into_values().collect();
+    let items: Vec<&str> = rows.iter().map(|r| r.item.id.as_str()).collect();
+    let devices: Vec<&str> = rows
+        .iter()
+        .map(|r| r.request.device_uuid.as_str())
+        .collect();
+    let codes: Vec<&str> = rows
+        .iter()
+        .map(|r| r.request.handshake_code.as_str())
+        .collect();
+    let names: Vec<Option<&str>> = rows
+        .iter()
+        .map(|r| r.request.friendly_name.as_deref())
+        .collect();
+    let seen: Vec<i64> = rows.iter().map(|r| r.request.now).collect();
+    let until: Vec<i64> = rows.iter().map(|r| r.active_until).collect();
+    let units: Vec<i64> = rows.iter().map(|r| to_i64(r.units)).collect();
+    let domains: Vec<Option<&str>> = rows
+        .iter()
+        .map(|r| r.request.ask.domain.as_deref())
+        .collect();
+    let days: Vec<i64> = rows
+        .iter()
+        .map(|r| r.request.now.div_euclid(86_400))
+        .collect();
+    execute(
+        tx,
+        "register devices",
+        "INSERT INTO devices (item_id, device_uuid, handshake_code, friendly_name, first_seen,
+                              last_seen, admitted_at, active_until, units, domain, active_day)
+         SELECT i, d, c, n, s, s, s, u, k, m, y
+         FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[],
+                     $7::BIGINT[], $8::TEXT[], $9::BIGINT[]) AS r(i, d, c, n, s, u, k, m, y)
+         ON CONFLICT (item_id, device_uuid) DO UPDATE SET
+            handshake_code = excluded.handshake_code,
+            friendly_name = COALESCE(excluded.friendly_name, devices.friendly_name),
+            last_seen = excluded.last_seen,
+            admitted_at = excluded.admitted_at,
+            active_until = excluded.active_until,
+            units = excluded.units,
+            domain = COALESCE(excluded.domain, devices.domain),
+            active_day = excluded.active_day",
+        &[
+            &items, &devices, &codes, &names, &seen, &until, &units, &domains, &days,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Drops what `own` knew of `req`'s device on its candidates (an admission written by [`admit`]
+/// changed it); the device's next request in the batch then counts.
+fn forget_places(
+    own: &mut std::collections::HashMap<(String, String), OwnPlace>,
+    req: &AdmitRequest,
+) {
+    for item in &req.candidates {
+        own.remove(&(req.device_uuid.clone(), item.id.clone()));
+    }
+}
+
+/// The registrations of `devices` on the items `ids`, by (device, item).
+async fn places_of(
+    c: &impl Db,
+    devices: &[&str],
+    ids: &[&str],
+) -> StoreResult<std::collections::HashMap<(String, String), OwnPlace>> {
+    rows(
+        c,
+        "read devices",
+        "SELECT device_uuid, item_id, active_until, active_day, units FROM devices
+         WHERE device_uuid = ANY($1) AND item_id = ANY($2)",
+        &[&devices, &ids],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            (get(r, 0)?, get(r, 1)?),
+            OwnPlace {
+                active_until: get(r, 2)?,
+                active_day: get(r, 3)?,
+                units: count(r, 4)?,
+            },
+        ))
+    })
+    .collect()
+}
+
 /// Locks the rows of `ids` (sorted) with `mode` (`FOR UPDATE` to change places, `FOR SHARE` to
 /// renew them).
 pub async fn lock_items(c: &impl Db, ids: &[&str], mode: &str) -> StoreResult<()> {

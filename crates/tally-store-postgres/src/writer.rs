@@ -135,12 +135,20 @@ async fn in_one_transaction(pool: &Pool, jobs: &[Job]) -> StoreResult<Vec<Done>>
     let mut next = 0;
     while let Some(job) = jobs.get(next) {
         match job {
-            Job::Admit(request, _) => {
-                done.push(Done::Admit(devices::admit(&tx, request).await?));
-                next += 1;
+            Job::Admit(..) => {
+                let run: Vec<&AdmitRequest> = jobs[next..]
+                    .iter()
+                    .map_while(|j| match j {
+                        Job::Admit(request, _) => Some(request),
+                        Job::Report(..) => None,
+                    })
+                    .collect();
+                next += run.len();
+                let admitted = devices::admit_all(&tx, &run).await?;
+                done.extend(admitted.into_iter().map(Done::Admit));
             }
             // Reports waiting next to each other are recorded together, a statement per kind
-            // of row for them all.
+            // of row for them all (admissions likewise, see `devices::admit_all`).
             Job::Report(..) => {
                 let run: Vec<&ReportBatch> = jobs[next..]
                     .iter()
