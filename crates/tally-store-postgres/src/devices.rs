@@ -41,33 +41,14 @@ pub async fn admit(tx: &Transaction<'_>, req: &AdmitRequest) -> StoreResult<Admi
     } = decision
         && let Some(item) = req.candidates.get(index)
     {
-        let today = req.now.div_euclid(86_400);
-        execute(
+        register(
             tx,
-            "register device",
-            "INSERT INTO devices (item_id, device_uuid, handshake_code, friendly_name, first_seen,
-                                  last_seen, admitted_at, active_until, units, domain, active_day)
-             VALUES ($1, $2, $3, $4, $5, $5, $5, $6, $7, $8, $9)
-             ON CONFLICT (item_id, device_uuid) DO UPDATE SET
-                handshake_code = excluded.handshake_code,
-                friendly_name = COALESCE(excluded.friendly_name, devices.friendly_name),
-                last_seen = excluded.last_seen,
-                admitted_at = excluded.admitted_at,
-                active_until = excluded.active_until,
-                units = excluded.units,
-                domain = COALESCE(excluded.domain, devices.domain),
-                active_day = excluded.active_day",
-            &[
-                &item.id,
-                &req.device_uuid,
-                &req.handshake_code,
-                &req.friendly_name,
-                &req.now,
-                &active_until,
-                &to_i64(units),
-                &req.ask.domain,
-                &today,
-            ],
+            &[Registration {
+                request: req,
+                item,
+                active_until,
+                units,
+            }],
         )
         .await?;
         if exception > 0 {

@@ -1,29 +1,12 @@
 //! Usage statistics (the reports themselves are recorded by `reports.rs`).
 
-use std::collections::BTreeMap;
-
 use tally_store::{DailyUsage, HourlyUsage, ItemHourlyUsage, StoreResult, UsageFilter};
 
 use crate::connection::{Db, count, get, rows};
 
 /// Sums the hourly counters into UTC days (floored, saturating).
 pub async fn by_day(c: &impl Db, f: &UsageFilter) -> StoreResult<Vec<DailyUsage>> {
-    let mut days: BTreeMap<(i64, String, String), u64> = BTreeMap::new();
-    for h in by_hour(c, f).await? {
-        let total = days
-            .entry((h.hour.div_euclid(24), h.handshake_code, h.feature))
-            .or_default();
-        *total = total.saturating_add(h.count);
-    }
-    Ok(days
-        .into_iter()
-        .map(|((day, handshake_code, feature), count)| DailyUsage {
-            day,
-            handshake_code,
-            feature,
-            count,
-        })
-        .collect())
+    Ok(tally_store::daily_from_hourly(by_hour(c, f).await?))
 }
 
 /// The first hour of `from_day` and the first hour after `to_day`, saturating.

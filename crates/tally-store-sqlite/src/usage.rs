@@ -263,22 +263,7 @@ fn renew_and_charge(
 /// Sums the hourly counters into UTC days in Rust: `div_euclid` (SQLite's `/` truncates toward
 /// zero) and saturating sums (SQLite's `SUM` fails on overflow).
 pub fn by_day(c: &Connection, f: &UsageFilter) -> StoreResult<Vec<DailyUsage>> {
-    let mut days: BTreeMap<(i64, String, String), u64> = BTreeMap::new();
-    for h in by_hour(c, f)? {
-        let total = days
-            .entry((h.hour.div_euclid(24), h.handshake_code, h.feature))
-            .or_default();
-        *total = total.saturating_add(h.count);
-    }
-    Ok(days
-        .into_iter()
-        .map(|((day, handshake_code, feature), count)| DailyUsage {
-            day,
-            handshake_code,
-            feature,
-            count,
-        })
-        .collect())
+    Ok(tally_store::daily_from_hourly(by_hour(c, f)?))
 }
 
 pub fn by_hour(c: &Connection, f: &UsageFilter) -> StoreResult<Vec<HourlyUsage>> {

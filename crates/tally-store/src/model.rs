@@ -253,3 +253,24 @@ pub struct AlertRow {
     /// What became of the webhooks: `pending` until known.
     pub webhooks: String,
 }
+
+/// Hourly usage summed into UTC days (hours floored with `div_euclid`, so days before the epoch
+/// are right; sums saturate), ordered by day, code and feature: how every store answers
+/// [`crate::Store::usage_by_day`].
+pub fn daily_from_hourly(hours: Vec<HourlyUsage>) -> Vec<DailyUsage> {
+    let mut days: BTreeMap<(i64, String, String), u64> = BTreeMap::new();
+    for h in hours {
+        let total = days
+            .entry((h.hour.div_euclid(24), h.handshake_code, h.feature))
+            .or_default();
+        *total = total.saturating_add(h.count);
+    }
+    days.into_iter()
+        .map(|((day, handshake_code, feature), count)| DailyUsage {
+            day,
+            handshake_code,
+            feature,
+            count,
+        })
+        .collect()
+}
