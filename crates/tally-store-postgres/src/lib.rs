@@ -15,6 +15,7 @@ mod migrate;
 mod portal;
 mod reports;
 mod scratch;
+mod session_windows;
 mod shared;
 mod usage;
 mod writer;
@@ -36,6 +37,8 @@ pub struct PostgresStore {
     cache: std::sync::Arc<tally_store::cache::ReadCache>,
     /// Admissions and reports, committed in batches (`writer.rs`).
     writer: writer::Writer,
+    /// The report-session windows this instance wrote last (`session_windows.rs`).
+    windows: std::sync::Arc<session_windows::KnownWindows>,
 }
 
 /// Times a transaction that PostgreSQL aborted to keep it apart from another one is run again.
@@ -110,6 +113,7 @@ impl PostgresStore {
             pool,
             cache,
             writer,
+            windows: Default::default(),
         })
     }
 
@@ -344,9 +348,7 @@ impl Store for PostgresStore {
         seq: u64,
         expires_at: UnixSeconds,
     ) -> StoreResult<bool> {
-        in_transaction!(self, |tx| {
-            shared::accept_session_message(&tx, session, seq, expires_at).await
-        })
+        session_windows::accept(&self.read().await?, &self.windows, session, seq, expires_at).await
     }
 
     async fn sweep_expired(&self, now: UnixSeconds) -> StoreResult<u64> {

@@ -7,7 +7,13 @@ use tally_store::{StoreError, StoreResult};
 use crate::connection::backend;
 
 /// Migrations in order; the schema version is the number applied.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../migrations/0001_init.sql")),
+    (
+        "0002_striped_usage",
+        include_str!("../migrations/0002_striped_usage.sql"),
+    ),
+];
 
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

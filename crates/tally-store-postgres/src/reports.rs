@@ -63,10 +63,12 @@ impl Held {
     }
 }
 
-/// Records `batches` in the transaction; one result per batch, in order.
+/// Records `batches` in the transaction; one result per batch, in order. The usage counters are
+/// added to the rows of `stripe` (see [`add_counters`]).
 pub async fn record_all(
     tx: &Transaction<'_>,
     batches: &[&ReportBatch],
+    stripe: i16,
 ) -> StoreResult<Vec<ReportResult>> {
     let held = registrations(tx, batches).await?;
     let live: Vec<bool> = batches
@@ -151,9 +153,13 @@ pub async fn record_all(
         outcomes.push(Some(outcome));
     }
 
-    add_counters(tx, &per_code, &per_item).await?;
-    let used_up = charge(tx, &charges).await?;
-    renew(tx, &renewals).await?;
+    // Independent of each other: sent together, answered in one round trip.
+    let ((), used_up, ()) = tokio::try_join!(
+        biased;
+        add_counters(tx, &per_code, &per_item, stripe),
+        charge(tx, &charges),
+        renew(tx, &renewals)
+    )?;
     record_overuse(tx, &seats).await?;
 
     Ok(outcomes
@@ -256,50 +262,59 @@ fn columns(
     out
 }
 
-/// Adds the counters per code and per item (pipelined: neither depends on the other).
+/// Adds the counters per code and per item (pipelined: neither depends on the other) to the rows
+/// of `stripe`. Every report of an hour adds to the same code and feature: with one row, each
+/// batch would wait for the previous one's commit to be flushed before it could add; a stripe per
+/// writer lets the batches of different writers add and flush side by side (readers sum them).
 async fn add_counters(
     tx: &Transaction<'_>,
     per_code: &BTreeMap<(i64, &str, &str), u64>,
     per_item: &BTreeMap<(i64, &str, &str), u64>,
+    stripe: i16,
 ) -> StoreResult<()> {
     let by_code = add(
         tx,
         "add usage",
         concat!(
-            "INSERT INTO usage_hourly (hour, handshake_code, feature, count)
-             SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[])
-             ON CONFLICT (hour, handshake_code, feature) DO UPDATE SET ",
+            "INSERT INTO usage_hourly (hour, handshake_code, feature, count, stripe)
+             SELECT h, c, f, n, $5
+             FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[]) AS u(h, c, f, n)
+             ON CONFLICT (hour, handshake_code, feature, stripe) DO UPDATE SET ",
             saturating_add!("usage_hourly", "count")
         ),
         per_code,
+        stripe,
     );
     let by_item = add(
         tx,
         "add item usage",
         concat!(
-            "INSERT INTO usage_item_hourly (hour, item_id, feature, count)
-             SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[])
-             ON CONFLICT (hour, item_id, feature) DO UPDATE SET ",
+            "INSERT INTO usage_item_hourly (hour, item_id, feature, count, stripe)
+             SELECT h, i, f, n, $5
+             FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[]) AS u(h, i, f, n)
+             ON CONFLICT (hour, item_id, feature, stripe) DO UPDATE SET ",
             saturating_add!("usage_item_hourly", "count")
         ),
         per_item,
+        stripe,
     );
     tokio::try_join!(biased; by_code, by_item)?;
     Ok(())
 }
 
-/// Adds `counters` with `sql`, which takes them as the four columns of [`columns`].
+/// Adds `counters` with `sql`, which takes them as the four columns of [`columns`] and the stripe.
 async fn add(
     tx: &Transaction<'_>,
     what: &str,
     sql: &str,
     counters: &BTreeMap<(i64, &str, &str), u64>,
+    stripe: i16,
 ) -> StoreResult<()> {
     if counters.is_empty() {
         return Ok(());
     }
     let (hours, keys, features, counts) = columns(counters);
-    execute(tx, what, sql, &[&hours, &keys, &features, &counts]).await?;
+    execute(tx, what, sql, &[&hours, &keys, &features, &counts, &stripe]).await?;
     Ok(())
 }
 

@@ -3,7 +3,6 @@
 //! refused there too.
 
 use deadpool_postgres::Transaction;
-use tally_core::replay_window::{self, Window};
 use tally_proto::UnixSeconds;
 use tally_store::StoreResult;
 
@@ -89,53 +88,6 @@ pub async fn first_use(
     )
     .await?;
     Ok(recorded == 1)
-}
-
-/// The window row is created first and then locked, so that two instances accepting messages of
-/// one session at once apply the rule one after the other.
-pub async fn accept_session_message(
-    tx: &Transaction<'_>,
-    session: &[u8],
-    seq: u64,
-    expires_at: UnixSeconds,
-) -> StoreResult<bool> {
-    execute(
-        tx,
-        "open session window",
-        "INSERT INTO session_windows (session, highest, seen, expires_at) VALUES ($1, 0, 0, $2)
-         ON CONFLICT (session) DO NOTHING",
-        &[&session, &expires_at],
-    )
-    .await?;
-    let window = match row(
-        tx,
-        "read session window",
-        "SELECT highest, seen FROM session_windows WHERE session = $1 FOR UPDATE",
-        &[&session],
-    )
-    .await?
-    {
-        Some(r) => Window {
-            highest: get::<i64>(&r, 0)?.cast_unsigned(),
-            seen: get::<i64>(&r, 1)?.cast_unsigned(),
-        },
-        None => Window::default(),
-    };
-    let Some(next) = replay_window::accept(window, seq) else {
-        return Ok(false);
-    };
-    execute(
-        tx,
-        "write session window",
-        "UPDATE session_windows SET highest = $2, seen = $3 WHERE session = $1",
-        &[
-            &session,
-            &next.highest.cast_signed(),
-            &next.seen.cast_signed(),
-        ],
-    )
-    .await?;
-    Ok(true)
 }
 
 pub async fn sweep_expired(c: &impl Db, now: UnixSeconds) -> StoreResult<u64> {

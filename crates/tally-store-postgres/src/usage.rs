@@ -1,4 +1,5 @@
-//! Usage statistics (the reports themselves are recorded by `reports.rs`).
+//! Usage statistics (the reports themselves are recorded by `reports.rs`). The counters are
+//! striped by writer (see `reports::add_counters`): every query sums the stripes.
 
 use tally_store::{DailyUsage, HourlyUsage, ItemHourlyUsage, StoreResult, UsageFilter};
 
@@ -22,10 +23,12 @@ pub async fn by_hour(c: &impl Db, f: &UsageFilter) -> StoreResult<Vec<HourlyUsag
     rows(
         c,
         "query usage",
-        "SELECT hour, handshake_code, feature, count FROM usage_hourly
+        "SELECT hour, handshake_code, feature, LEAST(SUM(count), 9223372036854775807)::BIGINT
+         FROM usage_hourly
          WHERE ($1::BIGINT IS NULL OR hour >= $1)
            AND ($2::BIGINT IS NULL OR hour < $2)
            AND ($3::TEXT IS NULL OR handshake_code = $3)
+         GROUP BY hour, handshake_code, feature
          ORDER BY hour, handshake_code, feature",
         &[&from, &to, &f.handshake_code],
     )
@@ -51,10 +54,12 @@ pub async fn by_item_hour(
     rows(
         c,
         "query item usage",
-        "SELECT hour, item_id, feature, count FROM usage_item_hourly
+        "SELECT hour, item_id, feature, LEAST(SUM(count), 9223372036854775807)::BIGINT
+         FROM usage_item_hourly
          WHERE ($1::BIGINT IS NULL OR hour >= $1)
            AND ($2::BIGINT IS NULL OR hour < $2)
            AND ($3::TEXT IS NULL OR item_id = $3)
+         GROUP BY hour, item_id, feature
          ORDER BY hour, item_id, feature",
         &[&from, &to, &item],
     )

@@ -14,9 +14,13 @@ use tokio::sync::{mpsc, oneshot};
 use crate::connection::{self, backend, lost_a_race};
 use crate::{devices, reports};
 
-/// Batches in flight at once: while one waits for its commit to be flushed, the next runs its
-/// statements (PostgreSQL keeps them apart with row locks).
-const WRITERS: usize = 3;
+/// Batches in flight at once. One: on two cores, a second or third writer only split the waiting
+/// writes into smaller batches that cost PostgreSQL more per write (measured in
+/// docs/performance.md).
+const WRITERS: usize = 1;
+
+/// Groups of usage-counter stripes an instance picks its writers' stripes from.
+const STRIPE_GROUPS: u32 = 8;
 
 /// Writes taken into one transaction at most.
 const MAX_BATCH: usize = 256;
@@ -49,8 +53,12 @@ impl Writer {
     pub fn start(pool: Pool) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let queue = std::sync::Arc::new(tokio::sync::Mutex::new(queue));
-        for _ in 0..WRITERS {
-            tokio::spawn(run(pool.clone(), queue.clone()));
+        // Stripes of this process's writers: another instance on the same database most
+        // likely adds to other rows (see `reports::add_counters`); sharing one only means waiting.
+        let first = (std::process::id() % STRIPE_GROUPS) as usize * WRITERS;
+        for writer in 0..WRITERS {
+            let stripe = i16::try_from(first + writer).unwrap_or_default();
+            tokio::spawn(run(pool.clone(), queue.clone(), stripe));
         }
         Self { jobs }
     }
@@ -78,7 +86,11 @@ fn stopped() -> StoreError {
 
 /// Takes the writes waiting (the first writer free takes them), runs them, answers; until the
 /// store is dropped.
-async fn run(pool: Pool, queue: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+async fn run(
+    pool: Pool,
+    queue: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
+    stripe: i16,
+) {
     loop {
         let jobs = {
             let mut queue = queue.lock().await;
@@ -95,13 +107,13 @@ async fn run(pool: Pool, queue: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver
             }
             batch
         };
-        match with_retries(&pool, &jobs).await {
+        match with_retries(&pool, &jobs, stripe).await {
             Ok(done) => answer(jobs, done.into_iter().map(Ok)),
             Err(e) if jobs.len() == 1 => answer(jobs, std::iter::once(Err(e))),
             Err(e) => {
                 tracing::debug!(error = %e, writes = jobs.len(), "a batch failed; each write runs alone");
                 for job in jobs {
-                    let outcome = with_retries(&pool, std::slice::from_ref(&job))
+                    let outcome = with_retries(&pool, std::slice::from_ref(&job), stripe)
                         .await
                         .map(|mut done| done.remove(0));
                     answer(vec![job], std::iter::once(outcome));
@@ -112,11 +124,11 @@ async fn run(pool: Pool, queue: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver
 }
 
 /// Runs `jobs` in one transaction, again while it lost a race.
-async fn with_retries(pool: &Pool, jobs: &[Job]) -> StoreResult<Vec<Done>> {
+async fn with_retries(pool: &Pool, jobs: &[Job], stripe: i16) -> StoreResult<Vec<Done>> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match in_one_transaction(pool, jobs).await {
+        match in_one_transaction(pool, jobs, stripe).await {
             Err(e) if attempt < ATTEMPTS && lost_a_race(&e) => {
                 tracing::debug!(error = %e, attempt, "a batch lost a race; running it again");
             }
@@ -125,7 +137,7 @@ async fn with_retries(pool: &Pool, jobs: &[Job]) -> StoreResult<Vec<Done>> {
     }
 }
 
-async fn in_one_transaction(pool: &Pool, jobs: &[Job]) -> StoreResult<Vec<Done>> {
+async fn in_one_transaction(pool: &Pool, jobs: &[Job], stripe: i16) -> StoreResult<Vec<Done>> {
     let mut client = connection::client(pool).await?;
     let tx = client
         .transaction()
@@ -158,7 +170,7 @@ async fn in_one_transaction(pool: &Pool, jobs: &[Job]) -> StoreResult<Vec<Done>>
                     })
                     .collect();
                 next += run.len();
-                let recorded = reports::record_all(&tx, &run).await?;
+                let recorded = reports::record_all(&tx, &run, stripe).await?;
                 done.extend(recorded.into_iter().map(Done::Report));
             }
         }

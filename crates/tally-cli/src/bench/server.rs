@@ -46,7 +46,9 @@ pub fn spawn(args: &[&str], pin: bool, envs: &[(&str, &str)]) -> anyhow::Result<
     } else {
         Command::new(&exe)
     };
-    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
     for (k, v) in envs {
         cmd.env(k, v);
     }
