@@ -20,7 +20,7 @@ use tally_proto::license::{
 use crate::{CryptoError, CryptoResult, SigningKey, VerifyingKey, b64_decode, b64_encode};
 
 /// Domain separation: a signature over a document can never be mistaken for another message.
-const SIGNING_CONTEXT: &[u8] = b"tally-document/1\n";
+pub const SIGNING_CONTEXT: &[u8] = b"tally-document/1\n";
 const SIGNATURE_LINE: &str = "-----BEGIN TALLY SIGNATURE-----\n";
 
 /// The kinds of signed documents.

@@ -24,6 +24,17 @@ fn info(purpose: &str) -> Vec<u8> {
     format!("tally/v{ENVELOPE_VERSION} {purpose}").into_bytes()
 }
 
+/// The HPKE `info` of requests sealed for `purpose` (e.g. `authorize`), for the protocol test
+/// vectors that other implementations check against.
+pub fn hpke_info(purpose: &str) -> Vec<u8> {
+    info(purpose)
+}
+
+/// Export label of the one-time reply key in the request's HPKE context.
+pub const REPLY_KEY_LABEL: &[u8] = b"tally reply key";
+/// Export label of the report-session key in an authorization's HPKE context.
+pub const SESSION_KEY_LABEL: &[u8] = b"tally session key";
+
 /// The one-time key that seals the reply to one request, and the report-session key both
 /// sides can derive from the same request (see [`crate::session`]).
 pub struct ReplyKey {
@@ -38,13 +49,19 @@ impl ReplyKey {
     {
         let mut reply = [0u8; 32];
         let mut session = [0u8; 32];
-        export(b"tally reply key", &mut reply).map_err(|_| CryptoError::Encrypt)?;
-        export(b"tally session key", &mut session).map_err(|_| CryptoError::Encrypt)?;
+        export(REPLY_KEY_LABEL, &mut reply).map_err(|_| CryptoError::Encrypt)?;
+        export(SESSION_KEY_LABEL, &mut session).map_err(|_| CryptoError::Encrypt)?;
         Ok(Self { reply, session })
     }
 
     fn cipher(&self) -> ChaCha20Poly1305 {
         ChaCha20Poly1305::new(&self.reply.into())
+    }
+
+    /// The reply key itself, for the protocol test vectors (other implementations compare their
+    /// HPKE export with it).
+    pub fn reply_key_bytes(&self) -> &[u8; 32] {
+        &self.reply
     }
 
     /// The key of the report session this request may open (an authorization does).

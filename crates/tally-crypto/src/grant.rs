@@ -5,7 +5,8 @@ use tally_proto::wire::{Grant, SignedGrant};
 
 use crate::{CryptoError, CryptoResult, SigningKey, VerifyingKey, b64_decode, b64_encode};
 
-const GRANT_CONTEXT: &[u8] = b"tally-grant/1\n";
+/// Domain separation: what the server signs is this context followed by the payload bytes.
+pub const GRANT_CONTEXT: &[u8] = b"tally-grant/1\n";
 
 fn message(payload: &[u8]) -> Vec<u8> {
     let mut m = GRANT_CONTEXT.to_vec();

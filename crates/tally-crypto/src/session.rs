@@ -97,8 +97,9 @@ impl SessionKey {
     }
 }
 
-/// Associated data of a session message: its direction, its number, the ticket.
-fn message_aad(direction: Direction, seq: u64, ticket: &str) -> Vec<u8> {
+/// Associated data of a session message: its direction, its number (8 bytes, big-endian), the
+/// ticket's text.
+pub fn message_aad(direction: Direction, seq: u64, ticket: &str) -> Vec<u8> {
     let mut aad = Vec::with_capacity(9 + ticket.len());
     aad.push(direction as u8);
     aad.extend_from_slice(&seq.to_be_bytes());
@@ -134,8 +135,8 @@ pub struct OpenedTicket {
 /// survive a restart.
 pub struct TicketKey([u8; 32]);
 
-/// Bytes of the random nonce at the start of a ticket.
-const TICKET_NONCE: usize = 24;
+/// Bytes of the random nonce at the start of a ticket and of every session message.
+pub const TICKET_NONCE: usize = 24;
 
 impl TicketKey {
     /// Derives the ticket key from secret material with a label of its own, so it can never

@@ -50,6 +50,7 @@ mod authorize;
 mod background;
 mod client;
 mod config;
+pub mod conformance;
 mod device;
 mod error;
 mod report;

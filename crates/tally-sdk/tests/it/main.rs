@@ -13,3 +13,4 @@ mod online;
 mod quota;
 mod session;
 mod usage;
+mod vectors;
