@@ -9,6 +9,7 @@
 //! * [`validity`]: how long a device may use a grant by itself, and when it renews it.
 //! * [`reporting`]: who may report usage, and in which slice it counts.
 //! * [`replay_window`]: which report-session message numbers are accepted, once.
+//! * [`origin`]: which web pages (browser `Origin`s) a handshake code allows.
 
 pub mod admission;
 pub mod alerts;
@@ -18,6 +19,7 @@ mod fixtures;
 pub mod live_state;
 pub mod matching;
 pub mod order;
+pub mod origin;
 pub mod replay_window;
 pub mod reporting;
 pub mod resolve;

@@ -60,6 +60,7 @@ error_table! {
     TrialUnavailable = 115, "trial_unavailable", 403, Error, "No organization or handshake code was given and this device cannot get a public trial.";
     ValidationFieldMismatch = 116, "validation_field_mismatch", 403, Error, "The domain, app id or process name is not allowed for this handshake code.";
     TooManyAttempts = 117, "too_many_attempts", 429, Error, "Too many wrong session passwords came from this address or for this handshake code; retry later.";
+    OriginNotAllowed = 118, "origin_not_allowed", 403, Error, "The web page's origin is not among the domains of this handshake code, or the page names a domain other than its own.";
     // Matching the request against license items.
     NoMatchingLicense = 120, "no_matching_license", 403, Error, "No license item on this handshake code matches the product, version and modules requested.";
     LicenseExpired = 121, "license_expired", 403, Error, "Every matching license item has expired.";

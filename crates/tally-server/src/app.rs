@@ -6,12 +6,12 @@ use axum::routing::{any, get, post};
 
 use crate::api;
 use crate::api::body::MAX_BODY_BYTES;
+use crate::service::origins::OriginPolicy;
 use crate::state::AppState;
 
 /// The complete HTTP interface.
 pub fn router(state: AppState) -> Router {
-    let router = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+    let client_api = Router::new()
         .route(tally_proto::wire::PATH_HELLO, get(api::client::hello))
         .route(
             tally_proto::wire::PATH_AUTHORIZE,
@@ -21,6 +21,10 @@ pub fn router(state: AppState) -> Router {
             tally_proto::wire::PATH_SESSION_REPORT,
             post(api::client::session_report),
         )
+        .layer(api::client::cors(OriginPolicy::new(state.store.clone())));
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(client_api)
         .nest("/api/admin", api::admin::router(state.clone()));
     let router = tally_proto::wire::RETIRED_PATHS
         .iter()

@@ -24,7 +24,7 @@ use tally_proto::license::Organization;
 use crate::common::*;
 
 const CHROMEDRIVER: &str = concat!(env!("TALLY_TEST_BIN_DIR"), "/chromedriver");
-const CHROMIUM: &str = concat!(env!("TALLY_TEST_BIN_DIR"), "/chromium");
+pub const CHROMIUM: &str = concat!(env!("TALLY_TEST_BIN_DIR"), "/chromium");
 
 /// The address the browser uses, as an administrator would: Chromium resolves it to the test
 /// server, so the pages show a real-looking URL rather than a loopback port.
@@ -75,9 +75,9 @@ const DAYS: i64 = 7;
 const HOUR: i64 = 3600;
 const WAREHOUSE_PASSWORD: &str = "pallet-stacker-42";
 
-struct Driver {
+pub struct Driver {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Drop for Driver {
@@ -89,7 +89,7 @@ impl Drop for Driver {
 
 /// Starts chromedriver. The test runs only when the build found Chromium, or under CI: a missing
 /// program is a failure here.
-fn start_driver() -> Driver {
+pub fn start_driver() -> Driver {
     for program in [CHROMIUM, CHROMEDRIVER] {
         assert!(
             Path::new(program).exists(),

@@ -4,12 +4,15 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tally_crypto::envelope::ENVELOPE_VERSION;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use tally_crypto::session::{Direction, SessionKey, TicketContents, TicketKey};
 use tally_proto::ErrorCode;
@@ -19,6 +22,8 @@ use tally_proto::wire::{
 };
 
 use crate::error::{ApiError, ApiResult};
+use crate::service::authorize::Caller;
+use crate::service::origins::OriginPolicy;
 use crate::state::AppState;
 use crate::{api, service};
 
@@ -36,6 +41,29 @@ pub async fn hello(State(state): State<AppState>) -> Result<axum::Json<ServerHel
     }))
 }
 
+/// The CORS layer of the client API: a browser page may call it when some handshake code names
+/// the page's domain (`service::origins`). Requests without an `Origin` (native SDKs) are
+/// answered as they would be without it.
+pub fn cors(policy: OriginPolicy) -> CorsLayer {
+    let policy = Arc::new(policy);
+    let allowed = move |origin: HeaderValue, _: &Parts| {
+        let policy = policy.clone();
+        async move {
+            match origin.to_str() {
+                Ok(origin) => policy.allows(origin).await,
+                Err(_) => false,
+            }
+        }
+    };
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::async_predicate(allowed))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
+        // A preflight answer kept for a while is no loophole: a response without the header is
+        // unreadable anyway, and the request's own code is checked after it is opened.
+        .max_age(Duration::from_secs(600))
+}
+
 /// Any path of protocol 1: a plain error an SDK of that version shows its host application.
 pub async fn retired() -> ApiError {
     ApiError::new(
@@ -49,9 +77,13 @@ pub async fn retired() -> ApiError {
 /// `POST /api/v2/authorize`, the one HPKE-sealed request. Errors found before the envelope is
 /// opened are answered in plain JSON (there is no key to seal them with); every later answer,
 /// success or error, is sealed to the requesting client.
+///
+/// A browser names the page the request comes from (`Origin`); the service checks it against
+/// the request's handshake code once the envelope is open.
 pub async fn authorize(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let opened = match open(&state, "authorize", body) {
@@ -63,7 +95,13 @@ pub async fn authorize(
             Ok(req) => match check_stamp(&state, &req.stamp, opened.replay_id).await {
                 Ok(()) => {
                     let session = opened.reply_key.session_key();
-                    service::authorize::authorize(&state, req, session, peer.ip()).await
+                    let caller = Caller {
+                        address: peer.ip(),
+                        origin: headers
+                            .get(header::ORIGIN)
+                            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                    };
+                    service::authorize::authorize(&state, req, session, caller).await
                 }
                 Err(e) => Err(e),
             },

@@ -18,6 +18,15 @@ use crate::error::{ApiError, ApiResult};
 use crate::service::{password, validate};
 use crate::state::AppState;
 
+/// Who sent a request: its network address (password throttling) and, from a browser, the page's
+/// origin (checked against the handshake code's domains, `tally_core::origin`).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub address: std::net::IpAddr,
+    /// The `Origin` header; absent for native SDKs.
+    pub origin: Option<String>,
+}
+
 /// The handshake code a request resolved to, and the end of its public trial if it is one.
 struct Resolved {
     handshake: HandshakeRow,
@@ -30,7 +39,7 @@ pub async fn authorize(
     state: &AppState,
     req: AuthorizeRequest,
     session: SessionKey,
-    source: std::net::IpAddr,
+    caller: Caller,
 ) -> ApiResult<AuthorizeResponse> {
     if let Some(problem) = &state.identity.mismatch {
         return Err(ApiError::new(ErrorCode::IdentityMismatch, problem.clone()));
@@ -42,7 +51,7 @@ pub async fn authorize(
         trial_ends,
     } = resolve_handshake(state, &req, now).await?;
     let code = handshake.code.clone();
-    let result = authorize_on(state, &req, handshake, trial_ends, now, session, source).await;
+    let result = authorize_on(state, &req, handshake, trial_ends, now, session, &caller).await;
     // Outcomes per code feed the failed-authorization alert.
     state.outcomes.add(&code, result.is_ok(), now);
     result
@@ -56,12 +65,19 @@ async fn authorize_on(
     trial_ends: Option<UnixSeconds>,
     now: UnixSeconds,
     session: SessionKey,
-    source: std::net::IpAddr,
+    caller: &Caller,
 ) -> ApiResult<AuthorizeResponse> {
-    check_access(state, &handshake, req, source).await?;
+    check_access(state, &handshake, req, caller).await?;
 
     let (candidates, licenses_of) = matching_items(&handshake, req, now)?;
     let (candidates, licenses_of) = activated_here(state, candidates, licenses_of).await?;
+    if let Some(origin) = &caller.origin {
+        let counts_domains = candidates
+            .iter()
+            .any(|i| i.license_type == LicenseType::PerDomain);
+        tally_core::origin::speaks_for(origin, req.validation.domain.as_deref(), counts_domains)
+            .map_err(origin_refusal)?;
+    }
     let ask = Ask {
         instances: u64::from(req.instances.unwrap_or(1).max(1)),
         domain: req
@@ -157,6 +173,10 @@ fn refusal(r: Refusal) -> ApiError {
     }
 }
 
+fn origin_refusal(r: tally_core::origin::OriginRefusal) -> ApiError {
+    ApiError::new(ErrorCode::OriginNotAllowed, r.to_string())
+}
+
 fn check_fields(req: &AuthorizeRequest) -> ApiResult<()> {
     validate::identifier("device_uuid", &req.device_uuid, ErrorCode::BadRequest)?;
     if req.product.trim().is_empty() {
@@ -201,20 +221,25 @@ fn check_fields(req: &AuthorizeRequest) -> ApiResult<()> {
     Ok(())
 }
 
-/// A disabled code, a wrong session password or a request from a place the code does not allow
-/// is refused before any quota is touched.
+/// A disabled code, a page the code does not name, a wrong session password or a request from a
+/// place the code does not allow is refused before any quota is touched. The page comes before
+/// the password, so that a page of another site cannot try passwords.
 async fn check_access(
     state: &AppState,
     handshake: &HandshakeRow,
     req: &AuthorizeRequest,
-    source: std::net::IpAddr,
+    caller: &Caller,
 ) -> ApiResult<()> {
     if !handshake.enabled {
         return Err(ApiError::plain(ErrorCode::HandshakeDisabled));
     }
+    if let Some(origin) = &caller.origin {
+        tally_core::origin::code_allows(&handshake.validation.domains, origin)
+            .map_err(origin_refusal)?;
+    }
     if let Some(hash) = &handshake.session_password_hash {
         let given = req.session_password.as_deref().unwrap_or("");
-        password::check(state, &handshake.code, hash, given, source).await?;
+        password::check(state, &handshake.code, hash, given, caller.address).await?;
     }
     tally_core::validation::check(&handshake.validation, &req.validation).map_err(|field| {
         ApiError::new(

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod authorize;
 pub mod handshakes;
 pub mod licenses;
+pub mod origins;
 pub mod password;
 pub mod report;
 pub mod stats;
