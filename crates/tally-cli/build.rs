@@ -5,6 +5,12 @@
 //!   portal's browser test;
 //! * `has_aiosmtpd`: `python3` can `import aiosmtpd` (Debian's `python3-aiosmtpd`) for the alert
 //!   tests against a real SMTP server;
+//! * `has_python_venv`: `python3` can make a virtual environment with pip (Debian's
+//!   `python3-venv`) for the Python SDK in `bindings/python`, built and tested in one;
+//! * `has_npm`: `node` (Node.js 20.19 or newer) and `npm` for the browser SDK in `bindings/js`
+//!   (its build, its node tests, and with `has_chromium` the page in a real browser);
+//! * `has_cxx`: a C++ compiler, `c++` (Debian's `g++`), for the C++ example of the C SDK (the C
+//!   compiler `cc` is needed to build the workspace anyway);
 //! * `has_test_database`: `TALLY_TEST_DATABASE_URL` names a PostgreSQL database the tests may
 //!   write to (each test makes a schema of its own and drops it), for `tally migrate`.
 //!
@@ -18,7 +24,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(has_chromium, has_aiosmtpd, has_test_database)");
+    println!(
+        "cargo::rustc-check-cfg=cfg(has_chromium, has_aiosmtpd, has_python_venv, has_npm, has_cxx, has_test_database)"
+    );
     println!("cargo::rerun-if-env-changed=CI");
     println!("cargo::rerun-if-env-changed=TALLY_TEST_BIN_DIR");
     println!("cargo::rerun-if-env-changed=TALLY_TEST_DATABASE_URL");
@@ -42,6 +50,21 @@ fn main() {
         .is_ok_and(|s| s.success());
     if ci || aiosmtpd {
         println!("cargo::rustc-cfg=has_aiosmtpd");
+    }
+    // `python3 -m venv` installs pip from `ensurepip`, which Debian ships in python3-venv.
+    let venv = Command::new(bin.join("python3"))
+        .args(["-c", "import venv, ensurepip; ensurepip.version()"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ci || venv {
+        println!("cargo::rustc-cfg=has_python_venv");
+    }
+    if ci || (bin.join("node").exists() && bin.join("npm").exists()) {
+        println!("cargo::rustc-cfg=has_npm");
+    }
+    if ci || bin.join("c++").exists() {
+        println!("cargo::rustc-cfg=has_cxx");
     }
     let database = std::env::var_os("TALLY_TEST_DATABASE_URL").is_some_and(|v| !v.is_empty());
     if ci || database {
