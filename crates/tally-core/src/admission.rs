@@ -114,7 +114,11 @@ pub fn end_of_day(now: UnixSeconds) -> UnixSeconds {
 /// Start of the current allowance year of `item` (years counted from the item's start).
 pub fn allowance_year_start(item: &LicenseItem, now: UnixSeconds) -> UnixSeconds {
     const YEAR: i64 = 365 * 86_400;
-    item.start + (now - item.start).max(0).div_euclid(YEAR) * YEAR
+    // In i128: a signed item may carry any start (found by fuzzing, target `item_spec`). The
+    // result lies between the start and `now`, so it fits back.
+    let (start, now) = (i128::from(item.start), i128::from(now));
+    let years = (now - start).max(0) / i128::from(YEAR);
+    i64::try_from(start + years * i128::from(YEAR)).unwrap_or(item.start)
 }
 
 /// Exception slices allowed per year.
@@ -480,5 +484,18 @@ mod tests {
             100 + 365 * 86_400
         );
         assert_eq!(allowance_year_start(&i, 50), 100);
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `item_spec`): an item starting at the far end of the
+    /// calendar used to overflow instead of giving an allowance year at or before `now`.
+    #[test]
+    fn allowance_years_of_extreme_starts_do_not_overflow() {
+        let mut i = item(LicenseType::ConcurrentDevice, 1, 0);
+        let now = 1_800_000_000;
+        i.start = i64::MIN;
+        let year = allowance_year_start(&i, now);
+        assert!(year <= now && now - year < 365 * 86_400 * 2, "{year}");
+        i.start = i64::MAX;
+        assert_eq!(allowance_year_start(&i, now), i64::MAX);
     }
 }

@@ -115,7 +115,10 @@ fn split(text: &str, kind: DocumentKind) -> CryptoResult<(&str, &str, Vec<u8>)> 
         .ok_or_else(|| CryptoError::Malformed("the signature section is missing".into()))?;
     let signed_end = sig_at + 1 + SIGNATURE_LINE.len();
     let signed_part = &text[..signed_end];
-    let payload = &text[kind.begin_line().len()..sig_at];
+    // The BEGIN line's own newline can start the signature marker: no payload line at all.
+    let payload = text
+        .get(kind.begin_line().len()..sig_at)
+        .ok_or_else(|| CryptoError::Malformed("the payload is missing".into()))?;
     let rest = &text[signed_end..];
     let expected_tail_len = 88 + 1 + kind.end_line().len();
     if rest.len() != expected_tail_len || !rest.ends_with(&kind.end_line()) {
@@ -124,12 +127,11 @@ fn split(text: &str, kind: DocumentKind) -> CryptoResult<(&str, &str, Vec<u8>)> 
                 .into(),
         ));
     }
-    let sig_text = &rest[..88];
-    if rest.as_bytes()[88] != b'\n' {
-        return Err(CryptoError::Malformed(
-            "the signature line is malformed".into(),
-        ));
-    }
+    // Not `&rest[..88]`: a multi-byte character across byte 88 is malformed, not a panic.
+    let sig_text = rest
+        .get(..88)
+        .filter(|_| rest.as_bytes()[88] == b'\n')
+        .ok_or_else(|| CryptoError::Malformed("the signature line is malformed".into()))?;
     let signature = b64_decode(sig_text)?;
     Ok((signed_part, payload, signature))
 }
@@ -598,5 +600,31 @@ mod tests {
             verify_activated(&text, &k.verifying_key()),
             Err(CryptoError::WrongKind { .. })
         ));
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `license_file`): armor that used to panic while being
+    /// split is refused as malformed, by every reader of license files.
+    #[test]
+    fn broken_armor_is_malformed_instead_of_a_panic() {
+        let k = SigningKey::generate().unwrap();
+        let vendor = k.verifying_key();
+        // The BEGIN line's newline doubles as the start of the signature marker.
+        let no_payload = format!(
+            "-----BEGIN TALLY LICENSE-----\n-----BEGIN TALLY SIGNATURE-----\n{}\n\
+             -----END TALLY LICENSE-----\n",
+            "A".repeat(88)
+        );
+        assert!(malformed(verify_license(&no_payload, &vendor)).contains("payload is missing"));
+        assert!(malformed(read_unverified(&no_payload)).contains("payload is missing"));
+        // A two-byte character across byte 88 of the signature section.
+        let text = issue_license(&sample(), &k).unwrap();
+        let at = text.find(SIGNATURE_LINE).unwrap() + SIGNATURE_LINE.len();
+        let mut split_char = text[..at].to_owned();
+        split_char.push_str(&"A".repeat(87));
+        split_char.push('é');
+        split_char.push_str(&text[at + 89..]);
+        assert_eq!(split_char.len(), text.len());
+        assert!(malformed(verify_license(&split_char, &vendor)).contains("signature line"));
+        assert!(malformed(read_unverified(&split_char)).contains("signature line"));
     }
 }
