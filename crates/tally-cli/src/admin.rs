@@ -134,6 +134,15 @@ pub enum AdminCommand {
         #[arg(long, conflicts_with_all = ["limit", "offset"])]
         all: bool,
     },
+    /// Set a new portal password on the server's machine and sign every portal session out.
+    /// Works on the data directory (--data-dir), not over HTTP; the password is asked at a
+    /// prompt, or read from the first line of standard input when it is not a terminal.
+    ResetPassword {
+        /// The server's PostgreSQL database, for a server that does not use the SQLite file in
+        /// its data directory.
+        #[arg(long, env = "TALLY_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
     /// Usage per handshake code, per day and per feature.
     Stats {
         /// First day (YYYY-MM-DD).
@@ -305,6 +314,10 @@ impl Api {
 }
 
 pub fn run(args: AdminArgs) -> anyhow::Result<()> {
+    // Local access only: the data directory, no server address nor token.
+    if let AdminCommand::ResetPassword { database_url } = args.command {
+        return crate::admin_reset::run(args.data_dir, database_url);
+    }
     let flags = admin_config::Layer {
         server: args.server,
         token: args.token,
@@ -504,6 +517,10 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
             };
             let rows: Vec<UsageRow> = api.get(&path)?;
             print_or(json, &rows, || stats_table(&rows, !query.is_empty()))
+        }
+        // Answered above, before any server is named.
+        AdminCommand::ResetPassword { .. } => {
+            bail!("reset-password works on the data directory, not through a server")
         }
     }
 }

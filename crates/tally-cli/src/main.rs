@@ -2,6 +2,7 @@
 
 mod admin;
 mod admin_config;
+mod admin_reset;
 mod backup;
 mod bench;
 mod client;

@@ -10,10 +10,12 @@
 //! * [`reporting`]: who may report usage, and in which slice it counts.
 //! * [`replay_window`]: which report-session message numbers are accepted, once.
 //! * [`origin`]: which web pages (browser `Origin`s) a handshake code allows.
+//! * [`delivery`]: when a failed alert delivery is tried again, and when it is given up.
 
 pub mod admission;
 pub mod alerts;
 pub mod clock;
+pub mod delivery;
 #[cfg(test)]
 mod fixtures;
 pub mod live_state;

@@ -211,4 +211,17 @@ pub struct AlertView {
     pub email: String,
     /// `sent`, `not configured` or the failures.
     pub webhooks: String,
+    /// Every attempt to deliver it, oldest first (failed deliveries are retried for a day).
+    #[serde(default)]
+    pub attempts: Vec<DeliveryAttemptView>,
+}
+
+/// One attempt to deliver an alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryAttemptView {
+    pub at: UnixSeconds,
+    /// `email`, or the webhook URL.
+    pub channel: String,
+    /// `sent`, or why it failed.
+    pub outcome: String,
 }

@@ -52,11 +52,12 @@ pub async fn serve(
     if let Err(e) = state.server_certificate().await {
         tracing::error!(error = %e, "cannot read the imported licenses");
     }
-    // The peer address reaches handlers (session-password throttling per source address).
-    let app = router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    crate::secrets::seal_clear_settings(&state).await;
+    // The peer address reaches handlers (session-password throttling per source address);
+    // headers must arrive within the header timeout.
+    let header_timeout = std::time::Duration::from_secs(state.settings.header_timeout_seconds);
+    let result =
+        crate::serving::run(listener, router(state.clone()), header_timeout, shutdown).await;
     // What was gathered in memory is written before the process ends.
     if let Err(e) = state.outcomes.flush(&*state.store).await {
         tracing::error!(error = %e, "cannot write authorization outcomes");

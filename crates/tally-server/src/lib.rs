@@ -11,10 +11,13 @@ pub mod data_dir;
 pub mod error;
 pub mod identity;
 pub mod outcomes;
+pub mod password_reset;
 pub mod passwords;
 pub mod portal;
 pub mod replay;
+pub mod secrets;
 pub mod service;
+pub mod serving;
 pub mod settings;
 pub mod state;
 

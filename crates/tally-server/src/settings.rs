@@ -43,9 +43,13 @@ pub struct Settings {
     /// At most one internal-error notice per this many seconds (the first goes out at once).
     #[serde(default = "default_alert_interval")]
     pub error_notice_interval_seconds: u64,
-    /// First wait before a failed webhook is retried (doubles at each attempt).
+    /// No longer used: failed deliveries follow the retry schedule of `tally_core::delivery`.
+    /// Still accepted, so that settings files that set it keep loading.
     #[serde(default = "default_webhook_backoff")]
     pub webhook_backoff_ms: u64,
+    /// Longest one email or webhook attempt may take in total (connection, TLS, every reply).
+    #[serde(default = "default_delivery_timeout")]
+    pub delivery_timeout_seconds: u64,
     /// Seconds between online backups of the database; 0 turns them off.
     #[serde(default = "default_backup_interval")]
     pub backup_interval_seconds: u64,
@@ -59,6 +63,14 @@ pub struct Settings {
     /// the data directory; several instances may share it.
     #[serde(default)]
     pub database_url: Option<String>,
+    /// File holding the key that seals stored secrets (SMTP password, webhook secret). Absent:
+    /// `<data_dir>/secret-key`, made at first start. Instances sharing a database name the same
+    /// file.
+    #[serde(default)]
+    pub secret_key_file: Option<PathBuf>,
+    /// Seconds a client has to send a request's headers before the connection is closed.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_seconds: u64,
 }
 
 /// URL schemes of a PostgreSQL `database_url`.
@@ -75,6 +87,8 @@ impl std::fmt::Debug for Settings {
             .field("backup_interval_seconds", &self.backup_interval_seconds)
             .field("backup_dir", &self.backup_dir)
             .field("backup_keep", &self.backup_keep)
+            .field("secret_key_file", &self.secret_key_file)
+            .field("header_timeout_seconds", &self.header_timeout_seconds)
             // The URL may carry a password.
             .field(
                 "database_url",
@@ -91,6 +105,9 @@ impl std::fmt::Debug for Settings {
 /// A week: a longer gap between backups is surely a typo (milliseconds?).
 const MAX_BACKUP_INTERVAL: u64 = 7 * 86_400;
 
+/// Five minutes: headers slower than that are an attack or a broken client.
+const MAX_HEADER_TIMEOUT: u64 = 300;
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], tally_proto::DEFAULT_PORT))
 }
@@ -106,10 +123,16 @@ fn default_alert_interval() -> u64 {
 fn default_webhook_backoff() -> u64 {
     1000
 }
+fn default_delivery_timeout() -> u64 {
+    15
+}
 fn default_backup_interval() -> u64 {
     720
 }
 fn default_backup_keep() -> u32 {
+    10
+}
+fn default_header_timeout() -> u64 {
     10
 }
 fn default_trial_days() -> u32 {
@@ -130,10 +153,13 @@ impl Default for Settings {
             alert_interval_seconds: default_alert_interval(),
             error_notice_interval_seconds: default_alert_interval(),
             webhook_backoff_ms: default_webhook_backoff(),
+            delivery_timeout_seconds: default_delivery_timeout(),
             backup_interval_seconds: default_backup_interval(),
             backup_dir: None,
             backup_keep: default_backup_keep(),
             database_url: None,
+            secret_key_file: None,
+            header_timeout_seconds: default_header_timeout(),
         }
     }
 }
@@ -146,6 +172,9 @@ impl Settings {
         }
         if !(1..=365).contains(&self.trial_days) {
             return Err("trial_days: between 1 and 365".into());
+        }
+        if !(1..=300).contains(&self.delivery_timeout_seconds) {
+            return Err("delivery_timeout_seconds: between 1 and 300".into());
         }
         if self.backup_keep == 0 {
             return Err(
@@ -165,6 +194,11 @@ impl Settings {
                 "database_url: a PostgreSQL URL (postgres://user@host:port/database); leave it out for the SQLite file in the data directory"
                     .into(),
             );
+        }
+        if !(1..=MAX_HEADER_TIMEOUT).contains(&self.header_timeout_seconds) {
+            return Err(format!(
+                "header_timeout_seconds: between 1 and {MAX_HEADER_TIMEOUT}"
+            ));
         }
         if let Some(days) = self.buffer_days
             && !(1..=tally_proto::MAX_OFFLINE_DAYS).contains(&days)
@@ -244,5 +278,25 @@ mod tests {
             ..with_key()
         };
         off.validate().unwrap();
+    }
+
+    #[test]
+    fn the_header_timeout_is_bounded() {
+        for (seconds, ok) in [
+            (0, false),
+            (1, true),
+            (MAX_HEADER_TIMEOUT, true),
+            (MAX_HEADER_TIMEOUT + 1, false),
+        ] {
+            let settings = Settings {
+                header_timeout_seconds: seconds,
+                ..with_key()
+            };
+            let result = settings.validate();
+            assert_eq!(result.is_ok(), ok, "{seconds}: {result:?}");
+            if let Err(e) = result {
+                assert!(e.starts_with("header_timeout_seconds"), "{e}");
+            }
+        }
     }
 }

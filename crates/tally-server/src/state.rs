@@ -44,6 +44,8 @@ pub struct Inner {
     pub setup_token: String,
     /// Session-password checks: verified passwords remembered, Argon2 bounded and throttled.
     pub passwords: crate::passwords::PasswordGuard,
+    /// Seals the secrets kept in the store (see [`crate::secrets`]).
+    pub secrets: crate::secrets::SecretBox,
     /// Recent failed sign-ins, to slow down password guessing.
     failed_logins: std::sync::Mutex<Vec<tally_proto::UnixSeconds>>,
     /// Internal errors on their way to the admin (see [`crate::alerts`]).
@@ -138,6 +140,16 @@ impl AppState {
             Some(_) => return Err("admin_token: use at least 16 characters".into()),
             None => load_or_create_token(&settings)?,
         };
+        let secrets = crate::secrets::SecretBox::load_or_create(
+            &settings.data_dir,
+            settings.secret_key_file.as_deref(),
+        )
+        .map_err(|e| e.to_string())?;
+        if store.shared() && settings.secret_key_file.is_none() {
+            tracing::warn!(
+                "instances sharing a database need one key for stored secrets: set `secret_key_file` to the same file on each, or the SMTP password and webhook secret saved on one cannot be read on another"
+            );
+        }
         let (errors, error_receiver) = tokio::sync::mpsc::unbounded_channel();
         let passwords = crate::passwords::PasswordGuard::new(clock.clone())?;
         let instance = format!(
@@ -158,6 +170,7 @@ impl AppState {
             outcomes: crate::outcomes::OutcomeTally::default(),
             tickets,
             passwords,
+            secrets,
             setup_token: tally_crypto::random_id().map_err(|e| e.to_string())?,
             failed_logins: std::sync::Mutex::new(Vec::new()),
             errors,
@@ -319,6 +332,7 @@ impl AppState {
 
     /// Tells the admin about an internal error (failed write, failed background job).
     pub fn internal_error(&self, what: String) {
+        let what = crate::error::with_disk_full_hint(what);
         let _ = self.errors.send(format!(
             "{} {what}",
             tally_proto::time_text::minute(self.now())

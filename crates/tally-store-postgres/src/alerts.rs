@@ -4,7 +4,7 @@ use deadpool_postgres::Transaction;
 use tally_proto::UnixSeconds;
 use tally_store::{AlertLevel, AlertRow, AuthOutcomes, OutcomeTotals, StoreResult};
 
-use crate::connection::{Db, count, execute, get, row, rows, to_i64};
+use crate::connection::{Db, count, execute, get, rows, to_i64};
 
 pub async fn record_outcomes(tx: &Transaction<'_>, counts: &[AuthOutcomes]) -> StoreResult<()> {
     // Sorted by key, so that instances adding at once never wait on each other in a circle.
@@ -90,28 +90,17 @@ pub async fn set_levels(tx: &Transaction<'_>, levels: &[AlertLevel]) -> StoreRes
     Ok(())
 }
 
-pub async fn record(c: &impl Db, at: UnixSeconds, subject: &str, body: &str) -> StoreResult<i64> {
-    match row(
-        c,
-        "record alert",
-        "INSERT INTO alerts (at, subject, body, email, webhooks)
-         VALUES ($1, $2, $3, 'pending', 'pending') RETURNING id",
-        &[&at, &subject, &body],
-    )
-    .await?
-    {
-        Some(r) => get(&r, 0),
-        None => Err(tally_store::StoreError::failure(
-            "the new alert returned no id",
-        )),
-    }
-}
-
-pub async fn set_delivery(c: &impl Db, id: i64, email: &str, webhooks: &str) -> StoreResult<()> {
+pub async fn set_delivery(
+    c: &impl Db,
+    id: i64,
+    email: Option<&str>,
+    webhooks: Option<&str>,
+) -> StoreResult<()> {
     execute(
         c,
         "record delivery",
-        "UPDATE alerts SET email = $2, webhooks = $3 WHERE id = $1",
+        "UPDATE alerts SET email = COALESCE($2, email), webhooks = COALESCE($3, webhooks)
+         WHERE id = $1",
         &[&id, &email, &webhooks],
     )
     .await

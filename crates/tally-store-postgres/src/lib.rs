@@ -6,6 +6,7 @@
 
 mod alerts;
 mod connection;
+mod deliveries;
 mod devices;
 mod handshakes;
 mod import;
@@ -38,7 +39,7 @@ pub struct PostgresStore {
     /// Admissions and reports, committed in batches (`writer.rs`).
     writer: writer::Writer,
     /// The report-session windows this instance wrote last (`session_windows.rs`).
-    windows: std::sync::Arc<session_windows::KnownWindows>,
+    windows: session_windows::Windows,
 }
 
 /// Times a transaction that PostgreSQL aborted to keep it apart from another one is run again.
@@ -109,11 +110,12 @@ impl PostgresStore {
         cache.set_off(true);
         listener::spawn(config, cache.clone());
         let writer = writer::Writer::start(pool.clone());
+        let windows = session_windows::Windows::start(pool.clone());
         Ok(Self {
             pool,
             cache,
             writer,
-            windows: Default::default(),
+            windows,
         })
     }
 
@@ -290,16 +292,46 @@ impl Store for PostgresStore {
         in_transaction!(self, |tx| alerts::set_levels(&tx, &levels).await)
     }
 
-    async fn record_alert(&self, at: UnixSeconds, subject: &str, body: &str) -> StoreResult<i64> {
-        alerts::record(&self.read().await?, at, subject, body).await
+    async fn record_alert(&self, alert: NewAlert) -> StoreResult<i64> {
+        in_transaction!(self, |tx| deliveries::record_alert(&tx, &alert).await)
     }
 
-    async fn set_alert_delivery(&self, id: i64, email: &str, webhooks: &str) -> StoreResult<()> {
+    async fn set_alert_delivery(
+        &self,
+        id: i64,
+        email: Option<&str>,
+        webhooks: Option<&str>,
+    ) -> StoreResult<()> {
         alerts::set_delivery(&self.read().await?, id, email, webhooks).await
     }
 
     async fn alerts(&self, limit: u32) -> StoreResult<Vec<AlertRow>> {
         alerts::list(&self.read().await?, limit).await
+    }
+
+    async fn claim_due_deliveries(
+        &self,
+        now: UnixSeconds,
+        hold_until: UnixSeconds,
+        limit: u32,
+    ) -> StoreResult<Vec<DueDelivery>> {
+        deliveries::claim_due(&self.read().await?, now, hold_until, limit).await
+    }
+
+    async fn record_delivery_attempt(
+        &self,
+        id: i64,
+        attempt: DeliveryAttempt,
+        after: AfterAttempt,
+    ) -> StoreResult<()> {
+        in_transaction!(self, |tx| deliveries::record_attempt(
+            &tx, id, &attempt, after
+        )
+        .await)
+    }
+
+    async fn alert_deliveries(&self, alert_ids: Vec<i64>) -> StoreResult<Vec<DeliveryRow>> {
+        deliveries::of_alerts(&self.read().await?, &alert_ids).await
     }
 
     async fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {
@@ -348,7 +380,13 @@ impl Store for PostgresStore {
         seq: u64,
         expires_at: UnixSeconds,
     ) -> StoreResult<bool> {
-        session_windows::accept(&self.read().await?, &self.windows, session, seq, expires_at).await
+        self.windows
+            .accept(session_windows::WindowAsk {
+                session: session.to_vec(),
+                seq,
+                expires_at,
+            })
+            .await
     }
 
     async fn sweep_expired(&self, now: UnixSeconds) -> StoreResult<u64> {

@@ -13,6 +13,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_striped_usage",
         include_str!("../migrations/0002_striped_usage.sql"),
     ),
+    (
+        "0003_alert_deliveries",
+        include_str!("../migrations/0003_alert_deliveries.sql"),
+    ),
 ];
 
 /// The schema version this code writes.

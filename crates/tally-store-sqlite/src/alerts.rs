@@ -90,18 +90,14 @@ pub fn set_levels(c: &mut Connection, levels: &[AlertLevel]) -> StoreResult<()> 
     tx.commit().map_err(backend("commit alert levels"))
 }
 
-pub fn record(c: &mut Connection, at: UnixSeconds, subject: &str, body: &str) -> StoreResult<i64> {
+pub fn set_delivery(
+    c: &mut Connection,
+    id: i64,
+    email: Option<&str>,
+    webhooks: Option<&str>,
+) -> StoreResult<()> {
     c.execute(
-        "INSERT INTO alerts (at, subject, body, email, webhooks) VALUES (?1, ?2, ?3, 'pending', 'pending')",
-        params![at, subject, body],
-    )
-    .map_err(backend("record alert"))?;
-    Ok(c.last_insert_rowid())
-}
-
-pub fn set_delivery(c: &mut Connection, id: i64, email: &str, webhooks: &str) -> StoreResult<()> {
-    c.execute(
-        "UPDATE alerts SET email = ?2, webhooks = ?3 WHERE id = ?1",
+        "UPDATE alerts SET email = COALESCE(?2, email), webhooks = COALESCE(?3, webhooks) WHERE id = ?1",
         params![id, email, webhooks],
     )
     .map_err(backend("record delivery"))?;

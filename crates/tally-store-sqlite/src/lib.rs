@@ -8,6 +8,7 @@
 mod alerts;
 mod backup;
 mod connection;
+mod deliveries;
 mod devices;
 mod export;
 mod handshakes;
@@ -224,20 +225,49 @@ impl Store for SqliteStore {
         self.write(move |c| alerts::set_levels(c, &levels)).await
     }
 
-    async fn record_alert(&self, at: UnixSeconds, subject: &str, body: &str) -> StoreResult<i64> {
-        let (subject, body) = (subject.to_owned(), body.to_owned());
-        self.write(move |c| alerts::record(c, at, &subject, &body))
+    async fn record_alert(&self, alert: NewAlert) -> StoreResult<i64> {
+        self.write(move |c| deliveries::record_alert(c, &alert))
             .await
     }
 
-    async fn set_alert_delivery(&self, id: i64, email: &str, webhooks: &str) -> StoreResult<()> {
-        let (email, webhooks) = (email.to_owned(), webhooks.to_owned());
-        self.write(move |c| alerts::set_delivery(c, id, &email, &webhooks))
+    async fn set_alert_delivery(
+        &self,
+        id: i64,
+        email: Option<&str>,
+        webhooks: Option<&str>,
+    ) -> StoreResult<()> {
+        let (email, webhooks) = (email.map(str::to_owned), webhooks.map(str::to_owned));
+        self.write(move |c| alerts::set_delivery(c, id, email.as_deref(), webhooks.as_deref()))
             .await
     }
 
     async fn alerts(&self, limit: u32) -> StoreResult<Vec<AlertRow>> {
         self.read(move |c| alerts::list(c, limit)).await
+    }
+
+    async fn claim_due_deliveries(
+        &self,
+        now: UnixSeconds,
+        hold_until: UnixSeconds,
+        limit: u32,
+    ) -> StoreResult<Vec<DueDelivery>> {
+        self.write(move |c| deliveries::claim_due(c, now, hold_until, limit))
+            .await
+    }
+
+    async fn record_delivery_attempt(
+        &self,
+        id: i64,
+        attempt: DeliveryAttempt,
+        after: AfterAttempt,
+    ) -> StoreResult<()> {
+        self.write(move |c| deliveries::record_attempt(c, id, &attempt, after))
+            .await
+    }
+
+    async fn alert_deliveries(&self, alert_ids: Vec<i64>) -> StoreResult<Vec<DeliveryRow>> {
+        self.read(move |c| deliveries::of_alerts(c, &alert_ids))
+            .await
     }
 
     async fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {

@@ -30,6 +30,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_shared_state",
         include_str!("../migrations/0008_shared_state.sql"),
     ),
+    (
+        "0009_alert_deliveries",
+        include_str!("../migrations/0009_alert_deliveries.sql"),
+    ),
 ];
 
 /// The schema version this code writes.

@@ -44,10 +44,11 @@ pub enum Transfer {
 /// Every copied table with its columns, in foreign-key order (a table after the tables it
 /// references), so that the target can check its keys while it loads.
 ///
-/// Identity columns are copied with their values: `audit_log.id` and `alerts.id` keep their
-/// numbers (and their order); the target moves its sequences past them. PostgreSQL's
-/// `licenses.imported_seq` (SQLite orders licenses by rowid) is not copied: licenses are read in
-/// rowid order, and the target numbers them as they arrive, which keeps "oldest first".
+/// Identity columns are copied with their values: `audit_log.id`, `alerts.id` and
+/// `alert_deliveries.id` keep their numbers (and their order); the target moves its sequences
+/// past them. PostgreSQL's `licenses.imported_seq` (SQLite orders licenses by rowid) is not
+/// copied: licenses are read in rowid order, and the target numbers them as they arrive, which
+/// keeps "oldest first".
 pub const TABLES: &[TableSpec] = &[
     TableSpec {
         name: "settings",
@@ -163,6 +164,16 @@ pub const TABLES: &[TableSpec] = &[
     TableSpec {
         name: "alerts",
         columns: &["id", "at", "subject", "body", "email", "webhooks"],
+    },
+    TableSpec {
+        name: "alert_deliveries",
+        columns: &[
+            "id", "alert_id", "channel", "target", "payload", "state", "attempts", "next_at",
+        ],
+    },
+    TableSpec {
+        name: "alert_attempts",
+        columns: &["delivery_id", "number", "at", "outcome"],
     },
 ];
 

@@ -161,14 +161,35 @@ pub trait Store: Send + Sync + 'static {
     /// Levels last notified, by key.
     async fn alert_levels(&self) -> StoreResult<Vec<AlertLevel>>;
     async fn set_alert_levels(&self, levels: Vec<AlertLevel>) -> StoreResult<()>;
-    /// Adds an alert to the history (delivery not yet known); returns its id.
-    async fn record_alert(
+    /// Adds an alert to the history with its deliveries, each pending and due at the alert's
+    /// time, in one transaction; returns the alert's id.
+    async fn record_alert(&self, alert: NewAlert) -> StoreResult<i64>;
+    /// Sets what the history shows for the alert's email and webhooks; `None` keeps the text.
+    async fn set_alert_delivery(
         &self,
-        at: tally_proto::UnixSeconds,
-        subject: &str,
-        body: &str,
-    ) -> StoreResult<i64>;
-    async fn set_alert_delivery(&self, id: i64, email: &str, webhooks: &str) -> StoreResult<()>;
+        id: i64,
+        email: Option<&str>,
+        webhooks: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Claims up to `limit` pending deliveries due at `now`, earliest due first, by moving their
+    /// next attempt to `hold_until`: no other caller (another instance sharing the store) claims
+    /// them meanwhile, and one whose claimer died is due again then.
+    async fn claim_due_deliveries(
+        &self,
+        now: tally_proto::UnixSeconds,
+        hold_until: tally_proto::UnixSeconds,
+        limit: u32,
+    ) -> StoreResult<Vec<DueDelivery>>;
+    /// Records an attempt at delivery `id` and what follows it; `NotFound` for an unknown id.
+    async fn record_delivery_attempt(
+        &self,
+        id: i64,
+        attempt: DeliveryAttempt,
+        after: AfterAttempt,
+    ) -> StoreResult<()>;
+    /// The deliveries of these alerts with their attempts, by alert and then in the order they
+    /// were recorded.
+    async fn alert_deliveries(&self, alert_ids: Vec<i64>) -> StoreResult<Vec<DeliveryRow>>;
     /// The newest `limit` alerts, newest first.
     async fn alerts(&self, limit: u32) -> StoreResult<Vec<AlertRow>>;
     /// The newest `limit` entries, newest first.

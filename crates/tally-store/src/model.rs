@@ -254,6 +254,132 @@ pub struct AlertRow {
     pub webhooks: String,
 }
 
+/// An alert to add to the history, with the deliveries to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAlert {
+    pub at: UnixSeconds,
+    pub subject: String,
+    pub body: String,
+    /// What the history shows for the email until an attempt is made (e.g. `pending`).
+    pub email: String,
+    /// What the history shows for the webhooks until an attempt is made.
+    pub webhooks: String,
+    /// One per channel and target; each is due at `at`.
+    pub deliveries: Vec<NewDelivery>,
+}
+
+/// How an alert is delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DeliveryChannel {
+    Email,
+    Webhook,
+}
+
+impl DeliveryChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryChannel::Email => "email",
+            DeliveryChannel::Webhook => "webhook",
+        }
+    }
+
+    /// The channel named `name` as stored, if it is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "email" => Some(DeliveryChannel::Email),
+            "webhook" => Some(DeliveryChannel::Webhook),
+            _ => None,
+        }
+    }
+}
+
+/// One delivery of a new alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub channel: DeliveryChannel,
+    /// The webhook URL; empty for the email (its recipients are read from the settings at each
+    /// attempt, so that a corrected setting takes effect on the next retry).
+    pub target: String,
+    /// What is sent, as the server encodes it (the message, the event JSON).
+    pub payload: String,
+}
+
+/// A delivery claimed for an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueDelivery {
+    pub id: i64,
+    pub alert_id: i64,
+    /// When the alert was raised: retries stop a day later.
+    pub raised_at: UnixSeconds,
+    pub channel: DeliveryChannel,
+    pub target: String,
+    pub payload: String,
+    /// Attempts made before this one.
+    pub attempts: u32,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Not delivered yet; tried again at `next_at`.
+    Pending,
+    Sent,
+    /// Given up (a day passed without success).
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "pending" => Some(DeliveryState::Pending),
+            "sent" => Some(DeliveryState::Sent),
+            "failed" => Some(DeliveryState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One attempt at a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    pub at: UnixSeconds,
+    /// `sent`, or why it failed.
+    pub outcome: String,
+}
+
+/// What follows an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterAttempt {
+    /// Delivered: no further attempt.
+    Sent,
+    /// Failed; try again at this time.
+    RetryAt(UnixSeconds),
+    /// Failed for the last time.
+    GiveUp,
+}
+
+/// A delivery with every attempt made, as the history shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub alert_id: i64,
+    pub channel: DeliveryChannel,
+    pub target: String,
+    pub state: DeliveryState,
+    /// When the next attempt is due, while pending.
+    pub next_at: Option<UnixSeconds>,
+    /// Oldest first.
+    pub attempts: Vec<DeliveryAttempt>,
+}
+
 /// Hourly usage summed into UTC days (hours floored with `div_euclid`, so days before the epoch
 /// are right; sums saturate), ordered by day, code and feature: how every store answers
 /// [`crate::Store::usage_by_day`].

@@ -129,6 +129,33 @@ fn evaluate(s: &TestServer) -> Option<i64> {
     v["alert_id"].as_i64()
 }
 
+/// The alert history once `done` holds for it (deliveries run in the background).
+fn history_when(s: &TestServer, what: &str, done: impl Fn(&[AlertView]) -> bool) -> Vec<AlertView> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let history: Vec<AlertView> = s.admin_ok("GET", "/alerts", None);
+        if done(&history) {
+            return history;
+        }
+        assert!(Instant::now() < deadline, "{what}: {history:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An SMTP server that accepts connections and never says a word (not even its greeting),
+/// like a mail host behind a broken firewall or an overloaded relay.
+fn silent_smtp_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.extend(stream.ok());
+        }
+    });
+    port
+}
+
 #[test]
 #[cfg_attr(
     not(has_aiosmtpd),
@@ -274,9 +301,14 @@ fn thresholds_alert_once_each_and_survive_a_restart() {
     assert!(evaluate(&s).is_some(), "expiry within 7 days");
     let mails = sink.wait_for(3);
     assert!(mails[2].contains("expires within 7 days"), "{}", mails[2]);
-    let history: Vec<AlertView> = s.admin_ok("GET", "/alerts", None);
+    let history = history_when(&s, "every email recorded as sent", |h| {
+        h.iter().all(|a| a.email == "sent")
+    });
     assert_eq!(history.len(), 3);
-    assert!(history.iter().all(|a| a.email == "sent"), "{history:?}");
+    assert!(
+        history.iter().all(|a| a.attempts.len() == 1),
+        "one attempt each: {history:?}"
+    );
 }
 
 /// A webhook receiver: answers `status` to each request and passes on (signature, body).
@@ -319,8 +351,8 @@ pub fn receiver(status: u16) -> (String, mpsc::Receiver<(String, Vec<u8>)>) {
 }
 
 #[test]
-fn webhooks_receive_signed_events_and_failures_are_recorded() {
-    let s = TestServer::start_with(|settings| settings.webhook_backoff_ms = 10);
+fn webhooks_receive_signed_events_and_failures_are_retried_for_a_day() {
+    let s = TestServer::start();
     let (good, received) = receiver(200);
     let (bad, refused) = receiver(500);
     let secret = "a webhook secret of some length";
@@ -345,23 +377,175 @@ fn webhooks_receive_signed_events_and_failures_are_recorded() {
     assert_eq!(event["alert_id"], id);
     assert_eq!(event["conditions"][0]["id"], "L-1-1");
     assert_eq!(event["conditions"][0]["kind"], "usage");
-    let attempts = (0..4)
-        .filter(|_| refused.recv_timeout(Duration::from_secs(10)).is_ok())
-        .count();
-    assert_eq!(
-        attempts,
-        tally_server::alerts::webhook::ATTEMPTS as usize,
-        "retried with backoff"
-    );
-
-    let history: Vec<AlertView> = s.admin_ok("GET", "/alerts", None);
+    refused.recv_timeout(Duration::from_secs(10)).unwrap();
+    let history = history_when(&s, "the failure recorded", |h| {
+        h[0].webhooks.contains("next attempt")
+    });
     assert_eq!(history[0].email, "not configured");
     assert!(
         history[0].webhooks.contains(&bad) && history[0].webhooks.contains("HTTP 500"),
         "{}",
         history[0].webhooks
     );
-    assert!(!history[0].webhooks.contains(&good));
+    assert!(
+        !history[0].webhooks.contains(&good),
+        "the good one was sent"
+    );
+    assert!(
+        refused.recv_timeout(Duration::from_millis(500)).is_err(),
+        "not retried before its time"
+    );
+
+    // A minute later the failed one is tried again (the next evaluation, or the queue's own
+    // round, picks it up), and only it.
+    s.clock.advance(61);
+    evaluate(&s);
+    let (_, again) = refused.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(again, body, "the same event");
+    assert!(received.recv_timeout(Duration::from_millis(500)).is_err());
+    let history = history_when(&s, "the second attempt recorded", |h| {
+        h[0].attempts.len() == 3
+    });
+    let to = |url: &str| -> Vec<&str> {
+        history[0]
+            .attempts
+            .iter()
+            .filter(|a| a.channel == url)
+            .map(|a| a.outcome.as_str())
+            .collect()
+    };
+    assert_eq!(to(&good), ["sent"]);
+    assert_eq!(to(&bad).len(), 2);
+    assert!(to(&bad).iter().all(|o| o.contains("HTTP 500")));
+
+    // A day on, the last attempt fails and the delivery is given up.
+    s.clock.advance(DAY - 61 - 60);
+    evaluate(&s);
+    refused.recv_timeout(Duration::from_secs(20)).unwrap();
+    let history = history_when(&s, "given up", |h| h[0].webhooks.contains("given up"));
+    assert!(
+        history[0].webhooks.contains("after 3 attempts"),
+        "{}",
+        history[0].webhooks
+    );
+    s.clock.advance(3600);
+    evaluate(&s);
+    assert!(
+        refused.recv_timeout(Duration::from_secs(2)).is_err(),
+        "never tried again"
+    );
+}
+
+#[test]
+fn a_silent_smtp_server_fails_the_test_email_within_the_deadline_and_alerts_go_on() {
+    let s = TestServer::start_with(|settings| settings.delivery_timeout_seconds = 2);
+    let silent = silent_smtp_server();
+    configure_email(&s, silent);
+    let started = Instant::now();
+    let (status, err) = s.admin_err(
+        "POST",
+        "/email/test",
+        Some(("application/json", Vec::new())),
+    );
+    let took = started.elapsed();
+    assert_eq!((status, err.name.as_str()), (502, "email_failed"));
+    assert!(
+        err.message.contains(&format!("127.0.0.1:{silent}")) && err.message.contains("within 2 s"),
+        "{}",
+        err.message
+    );
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "the deadline decides: {took:?}"
+    );
+
+    // An alert while the mail server hangs: the evaluation answers at once, the webhook gets
+    // the event at once, and the email is recorded as failed and kept for a retry.
+    let (hook, received) = receiver(200);
+    let settings = json!({"urls": [hook], "secret": "a webhook secret of some length"});
+    let (status, text) = s.admin(
+        "PUT_JSON",
+        "/webhooks",
+        Some(("application/json", serde_json::to_vec(&settings).unwrap())),
+    );
+    assert_eq!(status, 200, "{text}");
+    s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 1, 0)]));
+    client(&s, config(&s, "a")).authorize().unwrap();
+    let started = Instant::now();
+    let id = evaluate(&s).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the evaluation does not wait for the mail server: {:?}",
+        started.elapsed()
+    );
+    received.recv_timeout(Duration::from_secs(2)).unwrap();
+    let history = history_when(&s, "the email attempt recorded", |h| {
+        h[0].email != "pending"
+    });
+    assert_eq!(history[0].id, id);
+    assert_eq!(history[0].webhooks, "sent");
+    assert!(
+        history[0].email.contains("within 2 s") && history[0].email.contains("next attempt"),
+        "{}",
+        history[0].email
+    );
+
+    // Alerts keep coming while that email waits for its retry: a failed authorization.
+    let mut wrong = config(&s, "wrong-module");
+    wrong.modules = vec!["ocr".into()];
+    assert!(client(&s, wrong).authorize().is_err());
+    let started = Instant::now();
+    assert!(evaluate(&s).is_some(), "half the authorizations failed");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let (_, event) = received.recv_timeout(Duration::from_secs(2)).unwrap();
+    let event: serde_json::Value = serde_json::from_slice(&event).unwrap();
+    assert_eq!(event["conditions"][0]["kind"], "failures");
+}
+
+#[test]
+#[cfg_attr(
+    not(has_aiosmtpd),
+    ignore = "needs python3-aiosmtpd: apt-get install python3-aiosmtpd"
+)]
+fn an_alert_whose_email_failed_is_sent_when_the_mail_server_is_back() {
+    let s = TestServer::start();
+    let down = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    configure_email(&s, down);
+    s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 1, 0)]));
+    client(&s, config(&s, "a")).authorize().unwrap();
+    evaluate(&s).unwrap();
+    history_when(&s, "the failure recorded", |h| h[0].attempts.len() == 1);
+
+    let sink = SmtpSink::start();
+    configure_email(&s, sink.port);
+    s.clock.advance(30);
+    evaluate(&s);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(sink.messages().is_empty(), "not before the retry is due");
+    s.clock.advance(31);
+    evaluate(&s);
+    let mail = &sink.wait_for(1)[0];
+    assert!(mail.contains("usage reached 100 %"), "{mail}");
+    let history = history_when(&s, "sent at the second attempt", |h| h[0].email == "sent");
+    let outcomes: Vec<&str> = history[0]
+        .attempts
+        .iter()
+        .map(|a| a.outcome.as_str())
+        .collect();
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert!(
+        outcomes[0].contains(&format!("127.0.0.1:{down}")),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[1], "sent");
+    assert!(history[0].attempts.iter().all(|a| a.channel == "email"));
+    assert_eq!(history[0].attempts[1].at, history[0].attempts[0].at + 61);
+    let page = crate::portal::set_up(&s).get("/alerts").body;
+    assert!(page.contains("Delivery attempts (2)"), "{page}");
 }
 
 #[test]

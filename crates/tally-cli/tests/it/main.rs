@@ -14,6 +14,7 @@ mod common;
 mod cors;
 mod e2e;
 mod engine;
+mod hardening;
 mod import;
 mod limits;
 mod migrate;

@@ -15,9 +15,8 @@ pub const EMAIL_KEY: &str = "alerts.email";
 
 /// The saved email settings, if any.
 pub async fn settings(state: &AppState) -> Result<Option<EmailSettings>, String> {
-    match state
-        .store
-        .get_setting(EMAIL_KEY)
+    // Opened here: the setting is sealed in the store (see `crate::secrets`).
+    match crate::secrets::load(state, EMAIL_KEY)
         .await
         .map_err(|e| e.to_string())?
     {
@@ -57,8 +56,31 @@ pub fn validate(s: &EmailSettings) -> Result<(), String> {
     Ok(())
 }
 
-/// Sends one message; the error says what failed (connection, TLS, authentication, address).
-pub async fn send(s: &EmailSettings, subject: &str, text: &str, html: &str) -> Result<(), String> {
+/// Sends one message, giving up after `deadline` in total (connection, TLS and every reply of
+/// the server included); the error says what failed (connection, TLS, authentication, address,
+/// no answer in time).
+pub async fn send_within(
+    s: &EmailSettings,
+    subject: &str,
+    text: &str,
+    html: &str,
+    deadline: Duration,
+) -> Result<(), String> {
+    let peer = format!("the SMTP server {}:{}", s.host.trim(), s.port);
+    super::delivery::within(deadline, &peer, send(s, subject, text, html, deadline))
+        .await
+        .map_err(|e| format!("sending through {}:{} failed: {e}", s.host.trim(), s.port))
+}
+
+/// One SMTP exchange. lettre's timeout bounds each command, not the exchange: a server that
+/// answers slowly could hold it for many times that, hence [`send_within`].
+async fn send(
+    s: &EmailSettings,
+    subject: &str,
+    text: &str,
+    html: &str,
+    timeout: Duration,
+) -> Result<(), String> {
     validate(s)?;
     let mut message = Message::builder()
         .from(mailbox("sender", &s.sender)?)
@@ -85,7 +107,7 @@ pub async fn send(s: &EmailSettings, subject: &str, text: &str, html: &str) -> R
         SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(s.host.trim())
             .map_err(|e| format!("cannot set up TLS to {}: {e}", s.host))?,
     };
-    let mut builder = builder.port(s.port).timeout(Some(Duration::from_secs(20)));
+    let mut builder = builder.port(s.port).timeout(Some(timeout));
     if let (Some(u), Some(p)) = (&s.username, &s.password) {
         builder = builder.credentials(Credentials::new(u.clone(), p.clone()));
     }
@@ -94,7 +116,7 @@ pub async fn send(s: &EmailSettings, subject: &str, text: &str, html: &str) -> R
         .send(message)
         .await
         .map(|_| ())
-        .map_err(|e| format!("sending through {}:{} failed: {e}", s.host, s.port))
+        .map_err(|e| e.to_string())
 }
 
 /// Escapes text for the HTML part.

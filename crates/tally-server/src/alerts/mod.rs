@@ -1,9 +1,11 @@
 //! Usage alerts and error notices. An evaluator runs every `alert_interval_seconds` (10 minutes by
-//! default) over every item and handshake code and sends one notice per evaluation listing every
+//! default) over every item and handshake code and raises one alert per evaluation listing every
 //! threshold newly crossed (edge-triggered, levels kept in the store so a restart does not resend).
 //! Internal errors reach the admin within seconds, at most one notice per
-//! `error_notice_interval_seconds`.
+//! `error_notice_interval_seconds`. Alerts are stored with their deliveries and sent by the
+//! delivery queue ([`delivery`]), retried until sent or a day has passed.
 
+pub mod delivery;
 pub mod mail;
 pub mod webhook;
 
@@ -26,11 +28,10 @@ pub struct Condition {
     pub text: String,
 }
 
-/// The JSON event posted to webhooks.
+/// The JSON event posted to webhooks (the delivery adds `alert_id`).
 #[derive(Serialize)]
 struct Event<'a> {
     event: &'static str,
-    alert_id: i64,
     at: tally_proto::UnixSeconds,
     server_uuid: &'a str,
     subject: &'a str,
@@ -88,6 +89,8 @@ pub async fn evaluate_once(state: &AppState, wait: Duration) -> Result<Evaluatio
     if let Err(e) = state.store.release_lease(EVALUATION_LEASE, &holder).await {
         tracing::warn!(error = %e, "cannot release the alert evaluation lease; it expires by itself");
     }
+    // Sends the new alert, and any retry that fell due, without waiting for either.
+    delivery::kick(state);
     outcome.map(Evaluation::Done)
 }
 
@@ -192,7 +195,8 @@ async fn evaluate(state: &AppState) -> Result<Option<i64>, String> {
     Ok(alert)
 }
 
-/// Records the alert in the history, then sends it by email and to the webhooks.
+/// Records the alert in the history with a delivery for the email and each webhook; the
+/// delivery queue sends them.
 async fn notify(state: &AppState, conditions: &[Condition]) -> Result<i64, String> {
     let now = state.now();
     let subject = format!(
@@ -216,11 +220,6 @@ async fn notify(state: &AppState, conditions: &[Condition]) -> Result<i64, Strin
         })
         .collect();
     let body = lines.join("\n");
-    let id = state
-        .store
-        .record_alert(now, &subject, &body)
-        .await
-        .map_err(|e| e.to_string())?;
     let text = format!(
         "Tally server {} at {}:\n\n{body}\n",
         state.identity.uuid,
@@ -235,47 +234,76 @@ async fn notify(state: &AppState, conditions: &[Condition]) -> Result<i64, Strin
             .map(|l| format!("<li>{}</li>", mail::html_escape(l)))
             .collect::<String>()
     );
-    let email = send_email(state, &subject, &text, &html).await;
+    let (email, mut deliveries) = queue_email(state, &subject, &text, &html).await;
     let event = Event {
         event: "tally.alert",
-        alert_id: id,
         at: now,
         server_uuid: &state.identity.uuid,
         subject: &subject,
         conditions,
     };
-    let webhooks = match (webhook::settings(state).await, serde_json::to_vec(&event)) {
-        (Ok(s), Ok(body)) => {
-            webhook::deliver(
-                &s,
-                body,
-                Duration::from_millis(state.settings.webhook_backoff_ms),
-            )
-            .await
+    let webhooks = match (
+        webhook::settings(state).await,
+        serde_json::to_string(&event),
+    ) {
+        (Ok(s), _) if s.urls.is_empty() => "not configured".to_owned(),
+        (Ok(s), Ok(payload)) => {
+            deliveries.extend(s.urls.into_iter().map(|url| tally_store::NewDelivery {
+                channel: tally_store::DeliveryChannel::Webhook,
+                target: url,
+                payload: payload.clone(),
+            }));
+            "pending".to_owned()
         }
         (Err(e), _) => e,
         (_, Err(e)) => e.to_string(),
     };
     state
         .store
-        .set_alert_delivery(id, &email, &webhooks)
+        .record_alert(tally_store::NewAlert {
+            at: now,
+            subject,
+            body,
+            email,
+            webhooks,
+            deliveries,
+        })
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(id)
+        .map_err(|e| e.to_string())
 }
 
-/// `sent`, `not configured`, or the failure.
-pub async fn send_email(state: &AppState, subject: &str, text: &str, html: &str) -> String {
+/// The email delivery to queue, if email is configured, and what the history shows meanwhile:
+/// `pending`, `not configured`, or why the settings cannot be read.
+async fn queue_email(
+    state: &AppState,
+    subject: &str,
+    text: &str,
+    html: &str,
+) -> (String, Vec<tally_store::NewDelivery>) {
     match mail::settings(state).await {
-        Ok(Some(s)) => match mail::send(&s, subject, text, html).await {
-            Ok(()) => "sent".into(),
-            Err(e) => {
-                tracing::warn!(error = %e, "alert email failed");
-                e
+        Ok(Some(_)) => {
+            let message = delivery::QueuedEmail {
+                subject: subject.to_owned(),
+                text: text.to_owned(),
+                html: html.to_owned(),
+            };
+            match serde_json::to_string(&message) {
+                Ok(payload) => (
+                    "pending".to_owned(),
+                    vec![tally_store::NewDelivery {
+                        channel: tally_store::DeliveryChannel::Email,
+                        target: String::new(),
+                        payload,
+                    }],
+                ),
+                Err(e) => (format!("cannot queue the email: {e}"), Vec::new()),
             }
-        },
-        Ok(None) => "not configured".into(),
-        Err(e) => e,
+        }
+        Ok(None) => ("not configured".to_owned(), Vec::new()),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the email settings for an alert");
+            (e, Vec::new())
+        }
     }
 }
 
@@ -310,6 +338,7 @@ pub fn spawn(state: &AppState) {
             }
         }
     });
+    delivery::spawn(state);
     if state.store.shared() {
         spawn_sweeper(state);
     }
@@ -367,13 +396,6 @@ async fn notify_errors(state: &AppState, batch: &[String]) {
     if batch.len() > shown.len() {
         body.push_str(&format!("\n… and {} more", batch.len() - shown.len()));
     }
-    let id = match state.store.record_alert(state.now(), &subject, &body).await {
-        Ok(id) => Some(id),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot record the error notice");
-            None
-        }
-    };
     let text = format!(
         "Tally server {}:\n\n{body}\n\nThe server log has the details.\n",
         state.identity.uuid
@@ -383,11 +405,30 @@ async fn notify_errors(state: &AppState, batch: &[String]) {
         state.identity.uuid,
         mail::html_escape(&body)
     );
-    let email = send_email(state, &subject, &text, &html).await;
-    if let Some(id) = id {
-        let _ = state
-            .store
-            .set_alert_delivery(id, &email, "not sent for internal errors")
-            .await;
+    let (email, deliveries) = queue_email(state, &subject, &text, &html).await;
+    let recorded = state
+        .store
+        .record_alert(tally_store::NewAlert {
+            at: state.now(),
+            subject: subject.clone(),
+            body,
+            email,
+            webhooks: "not sent for internal errors".to_owned(),
+            deliveries,
+        })
+        .await;
+    match recorded {
+        Ok(_) => delivery::kick(state),
+        Err(e) => {
+            // The store itself may be what failed (a full disk): send once, unqueued.
+            tracing::error!(error = %e, "cannot record the error notice; sending it once");
+            if let Ok(Some(settings)) = mail::settings(state).await
+                && let Err(e) =
+                    mail::send_within(&settings, &subject, &text, &html, delivery::deadline(state))
+                        .await
+            {
+                tracing::warn!(error = %e, "the error notice could not be sent");
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Webhooks: each alert is posted as JSON to every configured URL, signed with HMAC-SHA256 of the
-//! body (`X-Tally-Signature: sha256=<hex>`), and retried with exponential backoff.
+//! body (`X-Tally-Signature: sha256=<hex>`); a failed post is retried by the delivery queue
+//! (`delivery.rs`).
 
 use std::time::Duration;
 
@@ -10,13 +11,10 @@ use crate::state::AppState;
 
 /// Settings key of the webhook settings (JSON).
 pub const WEBHOOK_KEY: &str = "alerts.webhooks";
-/// Attempts per URL before the failure is recorded.
-pub const ATTEMPTS: u32 = 4;
 
 pub async fn settings(state: &AppState) -> Result<WebhookSettings, String> {
-    match state
-        .store
-        .get_setting(WEBHOOK_KEY)
+    // Opened here: the setting is sealed in the store (see `crate::secrets`).
+    match crate::secrets::load(state, WEBHOOK_KEY)
         .await
         .map_err(|e| e.to_string())?
     {
@@ -52,53 +50,26 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     )
 }
 
-/// Posts `body` to every URL; returns `sent` or the failures, one per URL.
-pub async fn deliver(s: &WebhookSettings, body: Vec<u8>, backoff: Duration) -> String {
-    if s.urls.is_empty() {
-        return "not configured".into();
-    }
+/// Posts `body` to `url`, signed with the settings' secret, giving up after `deadline` in total
+/// (connection, TLS, the answer). Anything but a 2xx answer is a failure.
+pub async fn post(
+    s: &WebhookSettings,
+    url: &str,
+    body: Vec<u8>,
+    deadline: Duration,
+) -> Result<(), String> {
     let sig = signature(&s.secret, &body);
-    let mut failures = Vec::new();
-    for url in &s.urls {
-        let mut delay = backoff;
-        let mut last = String::new();
-        let mut ok = false;
-        for attempt in 1..=ATTEMPTS {
-            match post(url.clone(), body.clone(), sig.clone()).await {
-                Ok(()) => {
-                    ok = true;
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(url = %url, attempt, error = %e, "webhook delivery failed");
-                    last = e;
-                }
-            }
-            if attempt < ATTEMPTS {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-        }
-        if !ok {
-            failures.push(format!("{url}: {last} (after {ATTEMPTS} attempts)"));
-        }
-    }
-    if failures.is_empty() {
-        "sent".into()
-    } else {
-        failures.join("; ")
-    }
-}
-
-async fn post(url: String, body: Vec<u8>, sig: String) -> Result<(), String> {
-    tokio::task::spawn_blocking(move || {
+    let target = url.to_owned();
+    // ureq blocks: it runs on the blocking pool with its own global timeout, so that the thread
+    // is freed by then too; the async deadline answers the caller even if it were not.
+    let exchange = tokio::task::spawn_blocking(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
+            .timeout_global(Some(deadline))
             .build()
             .into();
         let resp = agent
-            .post(&url)
+            .post(&target)
             .header("Content-Type", "application/json")
             .header("X-Tally-Signature", &sig)
             .send(&body[..])
@@ -108,9 +79,11 @@ async fn post(url: String, body: Vec<u8>, sig: String) -> Result<(), String> {
         } else {
             Err(format!("HTTP {}", resp.status()))
         }
+    });
+    super::delivery::within(deadline, url, async {
+        exchange.await.map_err(|e| e.to_string())?
     })
     .await
-    .map_err(|e| e.to_string())?
 }
 
 #[cfg(test)]

@@ -261,19 +261,7 @@ async fn put_webhook_settings(
 async fn alerts(
     State(state): State<AppState>,
 ) -> ApiResult<Json<Vec<tally_proto::admin::AlertView>>> {
-    let rows = state.store.alerts(200).await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|a| tally_proto::admin::AlertView {
-                id: a.id,
-                at: a.at,
-                subject: a.subject,
-                body: a.body,
-                email: a.email,
-                webhooks: a.webhooks,
-            })
-            .collect(),
-    ))
+    Ok(Json(service::alerting::history(&state, 200).await?))
 }
 
 async fn evaluate_alerts(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {

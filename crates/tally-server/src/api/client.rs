@@ -214,10 +214,13 @@ fn sealed_answer<Resp: Serialize>(
     outcome: ApiResult<Resp>,
     seal: impl FnOnce(&[u8]) -> tally_crypto::CryptoResult<SealedResponse>,
 ) -> Response {
+    let mut internal = None;
     let (status, reply) = match outcome {
         Ok(resp) => (StatusCode::OK, Reply::Ok(resp)),
         Err(e) => {
             tracing::debug!(error = %e, "request refused");
+            // The cause of a 500 is logged here and handed to the error notifier.
+            internal = e.internal_detail();
             (e.status(), Reply::Err(e.body()))
         }
     };
@@ -225,11 +228,14 @@ fn sealed_answer<Resp: Serialize>(
         .map_err(|e| e.to_string())
         .and_then(|plain| seal(&plain).map_err(|e| e.to_string()));
     match sealed {
-        Ok(s) => (status, axum::Json(s)).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot seal reply");
-            ApiError::plain(ErrorCode::Internal).into_response()
+        Ok(s) => {
+            let mut resp = (status, axum::Json(s)).into_response();
+            if let Some(detail) = internal {
+                resp.extensions_mut().insert(detail);
+            }
+            resp
         }
+        Err(e) => ApiError::internal(format!("cannot seal the reply: {e}")).into_response(),
     }
 }
 
@@ -248,11 +254,7 @@ fn open(
 async fn check_stamp(state: &AppState, stamp: &RequestStamp, replay_id: [u8; 32]) -> ApiResult<()> {
     check_skew(state, stamp.sent_at)?;
     let now = state.now();
-    // Forgotten once the stamp itself would be refused as stale.
-    let forget_after = stamp
-        .sent_at
-        .saturating_add(MAX_REQUEST_SKEW_SECONDS + 1)
-        .max(now + 1);
+    let forget_after = replay_forget_after(stamp.sent_at, now);
     if !state.first_use_of_envelope(replay_id, forget_after).await? {
         return Err(ApiError::plain(ErrorCode::ReplayedRequest));
     }
@@ -262,7 +264,7 @@ async fn check_stamp(state: &AppState, stamp: &RequestStamp, replay_id: [u8; 32]
 /// Refuses requests sent (by the client's estimate of the server clock) too far from now.
 fn check_skew(state: &AppState, sent_at: tally_proto::UnixSeconds) -> ApiResult<()> {
     let now = state.now();
-    if sent_at.saturating_sub(now).saturating_abs() > MAX_REQUEST_SKEW_SECONDS {
+    if outside_skew(sent_at, now) {
         return Err(ApiError::new(
             ErrorCode::StaleRequest,
             format!(
@@ -272,4 +274,45 @@ fn check_skew(state: &AppState, sent_at: tally_proto::UnixSeconds) -> ApiResult<
         .with_server_time(now));
     }
     Ok(())
+}
+
+/// Whether a client's `sent_at` lies more than [`MAX_REQUEST_SKEW_SECONDS`] from `now`. Any
+/// number a client sends (up to `i64::MIN` and `i64::MAX`) is judged without overflow.
+fn outside_skew(sent_at: tally_proto::UnixSeconds, now: tally_proto::UnixSeconds) -> bool {
+    sent_at.saturating_sub(now).saturating_abs() > MAX_REQUEST_SKEW_SECONDS
+}
+
+/// When the replay cache may forget an envelope stamped `sent_at`: once the stamp itself would be
+/// refused as stale, and never before the next second.
+fn replay_forget_after(
+    sent_at: tally_proto::UnixSeconds,
+    now: tally_proto::UnixSeconds,
+) -> tally_proto::UnixSeconds {
+    sent_at
+        .saturating_add(MAX_REQUEST_SKEW_SECONDS + 1)
+        .max(now.saturating_add(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timestamp_window_takes_any_client_number_without_overflow() {
+        let now = 1_800_000_000;
+        assert!(!outside_skew(now, now));
+        assert!(!outside_skew(now - MAX_REQUEST_SKEW_SECONDS, now));
+        assert!(!outside_skew(now + MAX_REQUEST_SKEW_SECONDS, now));
+        assert!(outside_skew(now - MAX_REQUEST_SKEW_SECONDS - 1, now));
+        assert!(outside_skew(now + MAX_REQUEST_SKEW_SECONDS + 1, now));
+        for sent_at in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX] {
+            assert!(outside_skew(sent_at, now), "{sent_at}");
+            assert!(replay_forget_after(sent_at, now) > now, "{sent_at}");
+        }
+        assert_eq!(
+            replay_forget_after(now, now),
+            now + MAX_REQUEST_SKEW_SECONDS + 1
+        );
+        assert_eq!(replay_forget_after(i64::MAX, now), i64::MAX);
+    }
 }

@@ -256,11 +256,22 @@ pub async fn save_webhooks(
     Ok(see_other("/email?notice=saved"))
 }
 
+/// One alert as the history page shows it.
+struct AlertLine {
+    when: String,
+    subject: String,
+    body: String,
+    email: String,
+    webhooks: String,
+    /// (when, channel, outcome), oldest first.
+    attempts: Vec<(String, String, String)>,
+}
+
 #[derive(Template)]
 #[template(path = "alerts.html")]
 struct AlertsPage {
     nav: Nav,
-    alerts: Vec<(String, String, String, String, String)>,
+    alerts: Vec<AlertLine>,
     minutes: u64,
 }
 
@@ -269,12 +280,21 @@ pub async fn history(State(state): State<AppState>, headers: HeaderMap) -> PageR
         Ok(s) => s,
         Err(r) => return Ok(r),
     };
-    let alerts = state
-        .store
-        .alerts(200)
+    let alerts = alerting::history(&state, 200)
         .await?
         .into_iter()
-        .map(|a| (when(a.at), a.subject, a.body, a.email, a.webhooks))
+        .map(|a| AlertLine {
+            when: when(a.at),
+            subject: a.subject,
+            body: a.body,
+            email: a.email,
+            webhooks: a.webhooks,
+            attempts: a
+                .attempts
+                .into_iter()
+                .map(|t| (when(t.at), t.channel, t.outcome))
+                .collect(),
+        })
         .collect();
     Ok(render(&AlertsPage {
         nav: Nav {

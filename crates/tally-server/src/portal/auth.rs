@@ -16,7 +16,7 @@ use crate::service::password;
 use crate::state::AppState;
 
 const COOKIE: &str = "tally_session";
-const PASSWORD_KEY: &str = "portal.password_hash";
+pub(crate) const PASSWORD_KEY: &str = "portal.password_hash";
 const SESSION_SECONDS: i64 = 12 * 3600;
 const MIN_PASSWORD_CHARS: usize = 10;
 
@@ -126,7 +126,7 @@ async fn start_session(state: &AppState, to: &str) -> PageResult {
     Ok(resp)
 }
 
-fn check_new_password(password: &str, confirm: &str) -> Result<(), String> {
+pub(crate) fn check_new_password(password: &str, confirm: &str) -> Result<(), String> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(format!(
             "The password needs at least {MIN_PASSWORD_CHARS} characters."

@@ -3,7 +3,7 @@
 //! cookie and a CSRF token on every form.
 
 mod alerting;
-mod auth;
+pub(crate) mod auth;
 mod chart;
 mod pages;
 mod stats;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tally_store::{AlertLevel, AlertRow, AuthOutcomes, OutcomeTotals, Store};
+use tally_store::{AlertLevel, AlertRow, AuthOutcomes, NewAlert, OutcomeTotals, Store};
 
 use crate::fixtures::NOW;
 
@@ -59,12 +59,28 @@ pub async fn alert_levels_are_upserted_by_key(store: Arc<dyn Store>) {
 
 pub async fn the_alert_history_lists_newest_first_with_its_delivery(store: Arc<dyn Store>) {
     assert!(store.alerts(10).await.unwrap().is_empty());
+    let alert = |at, subject: &str, body: &str| NewAlert {
+        at,
+        subject: subject.into(),
+        body: body.into(),
+        email: "pending".into(),
+        webhooks: "pending".into(),
+        deliveries: Vec::new(),
+    };
     let first = store
-        .record_alert(NOW, "Usage at 80 %", "item a: 80 of 100\nitem b: 9 of 10")
+        .record_alert(alert(
+            NOW,
+            "Usage at 80 %",
+            "item a: 80 of 100\nitem b: 9 of 10",
+        ))
         .await
         .unwrap();
     let second = store
-        .record_alert(NOW + 60, "Failed authorizations", "acme-default: 40 %")
+        .record_alert(alert(
+            NOW + 60,
+            "Failed authorizations",
+            "acme-default: 40 %",
+        ))
         .await
         .unwrap();
     assert_ne!(first, second);
@@ -97,7 +113,7 @@ pub async fn the_alert_history_lists_newest_first_with_its_delivery(store: Arc<d
         [second_pending.clone(), first_pending]
     );
     store
-        .set_alert_delivery(first, "sent", "https://hooks.example: 503")
+        .set_alert_delivery(first, Some("sent"), Some("https://hooks.example: 503"))
         .await
         .unwrap();
     let alerts = store.alerts(10).await.unwrap();
@@ -114,6 +130,16 @@ pub async fn the_alert_history_lists_newest_first_with_its_delivery(store: Arc<d
     );
     assert_eq!(alerts[0], second_pending, "only the alert named changes");
     assert_eq!(store.alerts(1).await.unwrap(), [second_pending]);
+    store
+        .set_alert_delivery(first, None, Some("sent"))
+        .await
+        .unwrap();
+    let alerts = store.alerts(10).await.unwrap();
+    assert_eq!(
+        (alerts[1].email.as_str(), alerts[1].webhooks.as_str()),
+        ("sent", "sent"),
+        "a text not given is kept"
+    );
 }
 
 pub async fn auth_outcomes_add_up_per_code_and_forget_old_minutes(store: Arc<dyn Store>) {

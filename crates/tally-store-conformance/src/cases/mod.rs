@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod alerts;
 pub mod audit;
+pub mod deliveries;
 pub mod licenses;
 pub mod places;
 pub mod portal;
