@@ -15,6 +15,7 @@ pub struct Page {
     pub status: u16,
     pub location: Option<String>,
     set_cookie: Option<String>,
+    pub cache_control: Option<String>,
     pub body: String,
 }
 
@@ -54,6 +55,7 @@ impl Visitor {
             status: resp.status().as_u16(),
             location,
             set_cookie,
+            cache_control: header("cache-control"),
             body: resp.body_mut().read_to_string().unwrap(),
         }
     }
@@ -215,7 +217,13 @@ fn sign_in_sign_out_and_throttling() {
     );
     let p = v.post("/login", &[("password", PASSWORD)], None);
     assert_eq!(p.location.as_deref(), Some("/"));
-    assert_eq!(v.get("/devices").status, 200);
+    let devices = v.get("/devices");
+    assert_eq!(devices.status, 200);
+    assert_eq!(
+        devices.cache_control.as_deref(),
+        Some("no-store"),
+        "after sign-out, Back must not show the devices from the browser's cache"
+    );
     let csrf = v.csrf("/devices");
     v.post("/logout", &[("csrf", &csrf)], None);
     assert_eq!(v.get("/devices").location.as_deref(), Some("/login"));
@@ -395,6 +403,29 @@ fn statistics_export_csv_of_reported_usage() {
     );
     let other_item = v.get("/statistics.csv?days=7&item=L-9-9").body;
     assert_eq!(other_item, "day,item_id,feature,count\n");
+
+    // A feature named like a formula is text in a spreadsheet, quoted where CSV needs it.
+    device
+        .record_usage("=HYPERLINK(\"http://evil.example\",\"x\")", 1)
+        .unwrap();
+    device.record_usage("-2+3", 1).unwrap();
+    device.flush().unwrap();
+    let csv = v.get("/statistics.csv?days=7").body;
+    assert!(
+        csv.contains(
+            "2026-06-01,acme-default,\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",1\n"
+        ),
+        "{csv}"
+    );
+    assert!(csv.contains("2026-06-01,acme-default,'-2+3,1\n"), "{csv}");
+    // The page's export link carries the chosen feature encoded.
+    let page = v.get("/statistics?feature=a%26b%3D1&days=7").body;
+    assert!(
+        page.contains(
+            "/statistics.csv?code=&#38;feature=a%26b%3D1&#38;days=7&#38;by=day&#38;item="
+        ),
+        "{page}"
+    );
 }
 
 #[test]

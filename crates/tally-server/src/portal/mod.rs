@@ -83,9 +83,14 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// Pages may not be framed, sniffed or load anything from elsewhere.
+/// Pages may not be framed, sniffed or load anything from elsewhere; nor kept by the browser or
+/// a proxy (after sign-out, Back must not show devices), except what sets its own caching (the
+/// stylesheet).
 async fn security_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(

@@ -143,6 +143,8 @@ async fn collect(
 struct StatsPage {
     nav: Nav,
     query: Shown,
+    /// The CSV export of what the page shows, its query encoded.
+    csv_href: String,
     codes: Vec<String>,
     items: Vec<String>,
     features: Vec<String>,
@@ -193,6 +195,7 @@ pub async fn page(
             notice: None,
             error: None,
         },
+        csv_href: csv_href(&query),
         query,
         codes,
         items,
@@ -202,12 +205,50 @@ pub async fn page(
     }))
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+/// A cell as a spreadsheet must show it: one that starts like a formula (`=`, `+`, `-`, `@`, or a
+/// tab or carriage return before one) gets a leading `'`, so a feature named `=HYPERLINK(…)`
+/// is text, not something the spreadsheet runs.
+fn neutralized(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}").into()
     } else {
-        s.to_owned()
+        cell.into()
     }
+}
+
+/// The rows as CSV (quoted where needed by the `csv` crate), every text cell neutralized.
+fn csv_text(
+    header: [&str; 4],
+    rows: &[(String, String, String, u64)],
+) -> Result<String, super::PageError> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(header)?;
+    for (period, code, feature, count) in rows {
+        out.write_record([
+            neutralized(period).as_ref(),
+            neutralized(code).as_ref(),
+            neutralized(feature).as_ref(),
+            count.to_string().as_str(),
+        ])?;
+    }
+    let bytes = out.into_inner().map_err(|e| e.error().to_string())?;
+    Ok(String::from_utf8(bytes)?)
+}
+
+/// The address of the CSV export of `query`, every value encoded.
+fn csv_href(query: &Shown) -> String {
+    let days = query.days.to_string();
+    let pairs = [
+        ("code", query.code.as_str()),
+        ("feature", query.feature.as_str()),
+        ("days", days.as_str()),
+        ("by", query.by),
+        ("item", query.item.as_str()),
+    ];
+    format!(
+        "/statistics.csv?{}",
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    )
 }
 
 pub async fn csv(
@@ -225,15 +266,7 @@ pub async fn csv(
     } else {
         "item_id"
     };
-    let mut out = format!("{},{scope},feature,count\n", query.by);
-    for (period, code, feature, count) in rows {
-        out.push_str(&format!(
-            "{},{},{},{count}\n",
-            csv_field(&period),
-            csv_field(&code),
-            csv_field(&feature)
-        ));
-    }
+    let out = csv_text([query.by, scope, "feature", "count"], &rows)?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
