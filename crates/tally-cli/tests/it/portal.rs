@@ -333,6 +333,71 @@ fn bad_input_is_explained_and_the_input_kept() {
 }
 
 #[test]
+fn items_added_while_the_default_order_is_ticked_are_refused_not_dropped() {
+    let s = TestServer::start();
+    s.import(&s.activated(
+        "L-1",
+        "acme",
+        vec![
+            per_device("L-1-1", "scanner", 5, 10),
+            per_device("L-1-2", "scanner", 5, 10),
+        ],
+    ));
+    let mut v = set_up(&s);
+    let before: tally_proto::admin::HandshakeView =
+        s.admin_ok("GET", "/handshakes/acme-default", None);
+    assert!(!before.custom_order);
+    let csrf = v.csrf("/handshakes/acme-default");
+    let p = v.post(
+        "/handshakes/acme-default",
+        &[
+            ("csrf", &csrf),
+            ("items", "L-1-2"),
+            ("default_order", "1"),
+            ("enabled", "1"),
+        ],
+        None,
+    );
+    assert_eq!(p.status, 200, "not a redirect to \"Saved.\"");
+    assert!(
+        p.body.contains("Not saved") && p.body.contains("default order"),
+        "{}",
+        p.body
+    );
+    assert!(
+        p.body.contains(">L-1-2</textarea>"),
+        "the typed items are kept"
+    );
+    let after: tally_proto::admin::HandshakeView =
+        s.admin_ok("GET", "/handshakes/acme-default", None);
+    assert_eq!(after.items, before.items, "nothing changed");
+
+    // The items as shown, with the box ticked, save; unticked, the typed list is saved.
+    let shown = before.items.join("\n");
+    let p = v.post(
+        "/handshakes/acme-default",
+        &[
+            ("csrf", &csrf),
+            ("items", &shown),
+            ("default_order", "1"),
+            ("enabled", "1"),
+        ],
+        None,
+    );
+    assert_eq!(p.status, 303);
+    let p = v.post(
+        "/handshakes/acme-default",
+        &[("csrf", &csrf), ("items", "L-1-2"), ("enabled", "1")],
+        None,
+    );
+    assert_eq!(p.status, 303);
+    let custom: tally_proto::admin::HandshakeView =
+        s.admin_ok("GET", "/handshakes/acme-default", None);
+    assert!(custom.custom_order);
+    assert_eq!(custom.items, ["L-1-2"]);
+}
+
+#[test]
 fn changing_the_password_signs_out_other_sessions() {
     let s = TestServer::start();
     let mut first = set_up(&s);

@@ -539,6 +539,15 @@ pub async fn update_handshake(
         return handshake_page(&state, nav, &code, Some(kept)).await;
     }
     let default_order = f.default_order.is_some();
+    if default_order && items_edited(&state, &code, &f.items).await? {
+        nav.error = Some(
+            "Not saved: \"use the default order\" is ticked, which replaces the items with the \
+             default order, but the items were changed. Untick it to save your own list, or undo \
+             the change to the items."
+                .into(),
+        );
+        return handshake_page(&state, nav, &code, Some(kept)).await;
+    }
     let change = UpdateHandshake {
         items: (!default_order).then(|| lines(&f.items)),
         default_order,
@@ -565,6 +574,17 @@ pub async fn update_handshake(
             handshake_page(&state, nav, &code, Some(kept)).await
         }
     }
+}
+
+/// Whether `typed` lists other items than the code has now (what its page showed).
+async fn items_edited(state: &AppState, code: &str, typed: &str) -> Result<bool, super::PageError> {
+    let current = service::handshakes::list(state)
+        .await?
+        .into_iter()
+        .find(|h| h.code == code)
+        .map(|h| h.items)
+        .unwrap_or_default();
+    Ok(lines(typed) != current)
 }
 
 struct DeviceLine {
