@@ -89,6 +89,28 @@ impl Visitor {
         self.finish(resp)
     }
 
+    /// Posts `file` as the `file` field of a multipart form, as a browser uploads one.
+    pub fn upload(&mut self, path: &str, csrf: &str, file: &[u8]) -> Page {
+        let boundary = "tally-test-boundary-7MA4YWxkTrZu0gW";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.license\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(file);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let mut req = self.agent.post(&format!("{}{path}", self.base)).header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        );
+        if let Some(c) = &self.cookie {
+            req = req.header("Cookie", c);
+        }
+        let resp = req.send(&body[..]).unwrap();
+        self.finish(resp)
+    }
+
     /// The CSRF token of the page at `path`.
     pub fn csrf(&mut self, path: &str) -> String {
         let body = self.get(path).body;
@@ -330,6 +352,32 @@ fn bad_input_is_explained_and_the_input_kept() {
         audit.contains("handshake.create") && audit.contains("portal.setup"),
         "{audit}"
     );
+}
+
+#[test]
+fn an_upload_over_the_limit_is_refused_with_a_sentence_that_states_it() {
+    let s = TestServer::start();
+    let mut v = set_up(&s);
+    let form = v.get("/licenses").body;
+    assert!(
+        form.contains("(at most 256 KiB)"),
+        "the form states the limit"
+    );
+    let csrf = v.csrf("/licenses");
+    let p = v.upload("/licenses", &csrf, &vec![b'a'; 300 * 1024]);
+    assert_eq!(p.status, 200);
+    assert!(
+        p.body
+            .contains("The file is larger than 256 KiB, the most a license import takes"),
+        "{}",
+        p.body
+    );
+    let p = v.upload("/licenses", &csrf, b"not a license");
+    assert!(
+        p.body.contains("class=\"error\""),
+        "a small bad file is judged as a license"
+    );
+    assert!(!p.body.contains("larger than"), "{}", p.body);
 }
 
 #[test]

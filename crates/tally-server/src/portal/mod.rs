@@ -51,7 +51,14 @@ pub fn router() -> Router<AppState> {
         )
         .route("/labels", get(pages::labels))
         .route("/activation-request.json", get(pages::activation_request))
-        .route("/licenses", get(pages::licenses).post(pages::import))
+        .route(
+            "/licenses",
+            get(pages::licenses)
+                .post(pages::import)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    pages::MAX_IMPORT_REQUEST_BYTES,
+                )),
+        )
         .route(
             "/handshakes",
             get(pages::handshakes).post(pages::create_handshake),

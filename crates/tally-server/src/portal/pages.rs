@@ -156,6 +156,7 @@ struct LicensesPage {
     nav: Nav,
     items: Vec<ItemRow>,
     pasted: String,
+    max_kib: usize,
 }
 
 async fn licenses_page(state: &AppState, nav: Nav, pasted: String) -> PageResult {
@@ -193,7 +194,12 @@ async fn licenses_page(state: &AppState, nav: Nav, pasted: String) -> PageResult
             }
         })
         .collect();
-    Ok(render(&LicensesPage { nav, items, pasted }))
+    Ok(render(&LicensesPage {
+        nav,
+        items,
+        pasted,
+        max_kib: MAX_LICENSE_BYTES / 1024,
+    }))
 }
 
 pub async fn licenses(
@@ -208,6 +214,36 @@ pub async fn licenses(
 }
 
 /// Upload (multipart): a `file` part or a pasted `text` part, and the `csrf` part.
+/// Largest license file the import takes; the form says so. (A license of a few hundred items
+/// is a few tens of KiB.)
+pub const MAX_LICENSE_BYTES: usize = crate::api::body::MAX_BODY_BYTES;
+
+/// Largest import request read, so that a file somewhat over [`MAX_LICENSE_BYTES`] is answered
+/// with [`too_large`] rather than cut off mid-upload.
+pub const MAX_IMPORT_REQUEST_BYTES: usize = 4 * MAX_LICENSE_BYTES;
+
+fn too_large() -> String {
+    format!(
+        "The file is larger than {} KiB, the most a license import takes: is it an activated license file?",
+        MAX_LICENSE_BYTES / 1024
+    )
+}
+
+/// The licenses page with why the upload could not be read.
+async fn upload_failed(
+    state: &AppState,
+    csrf: &str,
+    e: &axum::extract::multipart::MultipartError,
+) -> PageResult {
+    let mut nav = nav("licenses", csrf);
+    nav.error = Some(if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        too_large()
+    } else {
+        format!("The upload could not be read: {}", e.body_text())
+    });
+    licenses_page(state, nav, String::new()).await
+}
+
 pub async fn import(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -219,14 +255,18 @@ pub async fn import(
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(e) => {
-                let mut nav = nav("licenses", &s.csrf);
-                nav.error = Some(format!("The upload failed: {e}"));
-                return licenses_page(&state, nav, String::new()).await;
-            }
+            Err(e) => return upload_failed(&state, &s.csrf, &e).await,
         };
         let name = field.name().unwrap_or("").to_owned();
-        let value = field.text().await.unwrap_or_default();
+        let value = match field.text().await {
+            Ok(value) => value,
+            Err(e) => return upload_failed(&state, &s.csrf, &e).await,
+        };
+        if value.len() > MAX_LICENSE_BYTES {
+            let mut nav = nav("licenses", &s.csrf);
+            nav.error = Some(too_large());
+            return licenses_page(&state, nav, String::new()).await;
+        }
         match name.as_str() {
             "csrf" => csrf = value,
             "file" => file = value,
