@@ -46,8 +46,8 @@ pub struct Inner {
     pub passwords: crate::passwords::PasswordGuard,
     /// Seals the secrets kept in the store (see [`crate::secrets`]).
     pub secrets: crate::secrets::SecretBox,
-    /// Recent failed sign-ins, to slow down password guessing.
-    failed_logins: std::sync::Mutex<Vec<tally_proto::UnixSeconds>>,
+    /// Wrong portal passwords, limited per address and slowed overall.
+    pub sign_in: crate::passwords::SignInThrottle,
     /// Internal errors on their way to the admin (see [`crate::alerts`]).
     errors: tokio::sync::mpsc::UnboundedSender<String>,
     /// Imported licenses as the protocol shows them (read once, forgotten on import).
@@ -66,10 +66,6 @@ pub struct Proofs {
     /// Licenses whose activation names this instance: only their items may be granted here.
     here: std::collections::HashSet<String>,
 }
-
-/// Failed sign-ins tolerated per window before the portal makes the next attempts wait.
-const MAX_FAILED_LOGINS: usize = 5;
-const FAILED_LOGIN_WINDOW: i64 = 300;
 
 impl std::ops::Deref for AppState {
     type Target = Inner;
@@ -152,6 +148,7 @@ impl AppState {
         }
         let (errors, error_receiver) = tokio::sync::mpsc::unbounded_channel();
         let passwords = crate::passwords::PasswordGuard::new(clock.clone())?;
+        let clock_for_sign_in = clock.clone();
         let instance = format!(
             "{}/{}",
             identity.uuid,
@@ -172,7 +169,7 @@ impl AppState {
             passwords,
             secrets,
             setup_token: tally_crypto::random_id().map_err(|e| e.to_string())?,
-            failed_logins: std::sync::Mutex::new(Vec::new()),
+            sign_in: crate::passwords::SignInThrottle::new(clock_for_sign_in)?,
             errors,
             proofs: std::sync::RwLock::new(None),
             error_receiver: std::sync::Mutex::new(Some(error_receiver)),
@@ -181,13 +178,6 @@ impl AppState {
 
     pub fn now(&self) -> tally_proto::UnixSeconds {
         self.clock.now()
-    }
-
-    fn recent_failures(&self) -> std::sync::MutexGuard<'_, Vec<tally_proto::UnixSeconds>> {
-        let mut failures = self.failed_logins.lock().unwrap_or_else(|p| p.into_inner());
-        let since = self.now() - FAILED_LOGIN_WINDOW;
-        failures.retain(|t| *t > since);
-        failures
     }
 
     /// The activated license file of `license_id`, from memory after the first read: sent with
@@ -345,16 +335,6 @@ impl AppState {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
-    }
-
-    /// True while too many sign-ins failed recently.
-    pub fn login_throttled(&self) -> bool {
-        self.recent_failures().len() >= MAX_FAILED_LOGINS
-    }
-
-    pub fn login_failed(&self) {
-        let now = self.now();
-        self.recent_failures().push(now);
     }
 }
 

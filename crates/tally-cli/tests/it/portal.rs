@@ -255,13 +255,48 @@ fn sign_in_sign_out_and_throttling() {
     }
     let p = v.post("/login", &[("password", PASSWORD)], None);
     assert!(
-        p.body.contains("Too many wrong attempts"),
-        "guessing is slowed down"
+        p.body
+            .contains("Too many wrong passwords from this address: retry in 60 s."),
+        "a guessing address is refused: {}",
+        p.body
     );
     s.clock.advance(301);
     assert_eq!(
         v.post("/login", &[("password", PASSWORD)], None).status,
         303
+    );
+    let audit = v.get("/audit").body;
+    assert!(
+        audit.contains("wrong password from 127.0.0.1"),
+        "failed sign-ins name their address: {audit}"
+    );
+}
+
+#[test]
+fn wrong_current_passwords_on_the_account_page_are_throttled() {
+    let s = TestServer::start();
+    let mut v = set_up(&s);
+    let csrf = v.csrf("/account");
+    let change = |v: &mut Visitor, current: &str| {
+        v.post(
+            "/account",
+            &[
+                ("csrf", &csrf),
+                ("current", current),
+                ("password", "a new password of some length"),
+                ("confirm", "a new password of some length"),
+            ],
+            None,
+        )
+        .body
+    };
+    for _ in 0..5 {
+        assert!(change(&mut v, "a guess").contains("The current password is wrong"));
+    }
+    let p = change(&mut v, PASSWORD);
+    assert!(
+        p.contains("Too many wrong passwords from this address"),
+        "{p}"
     );
 }
 

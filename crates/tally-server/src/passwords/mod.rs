@@ -7,15 +7,19 @@
 //! * [`throttle`] (over [`cells`]): wrong passwords are limited per address and per code;
 //! * [`pool`]: Argon2 runs off the async workers, a few at a time (also for the portal's own
 //!   administrator password);
-//! * [`guard`]: [`PasswordGuard`], which ties them together in that order.
+//! * [`guard`]: [`PasswordGuard`], which ties them together in that order;
+//! * [`sign_in`]: the portal's own passwords (sign-in, setup token, current password), limited
+//!   per address and slowed, never refused, overall.
 
 mod cells;
 mod guard;
 mod pool;
 mod remembered;
+mod sign_in;
 mod throttle;
 
 pub use guard::PasswordGuard;
+pub use sign_in::{SLOWDOWN, SignInThrottle, SignInTry};
 pub use throttle::Budget;
 
 /// Wrong session passwords from one address (an IPv6 /64): 10 at once, then one per 30 s.

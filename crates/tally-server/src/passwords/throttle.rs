@@ -139,7 +139,7 @@ impl Throttle {
 
 /// The budget key of an address: IPv4 as is; IPv6 by its /64, which one client usually holds
 /// whole (an address with IPv4 inside counts as that IPv4 address).
-fn source_key(ip: IpAddr) -> IpAddr {
+pub(super) fn source_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -150,7 +150,7 @@ fn source_key(ip: IpAddr) -> IpAddr {
 }
 
 /// One keyed GCRA limiter and the store it keeps its cells in.
-struct Limiter<K: Hash + Eq + Clone> {
+pub(super) struct Limiter<K: Hash + Eq + Clone> {
     governor: RateLimiter<K, Cells<K>, ServerClock, NoOpMiddleware<Nanos>>,
     cells: Cells<K>,
     /// What one cell weighs: the time the budget takes to win it back.
@@ -158,7 +158,7 @@ struct Limiter<K: Hash + Eq + Clone> {
 }
 
 impl<K: Hash + Eq + Clone> Limiter<K> {
-    fn new(quota: Quota, clock: ServerClock) -> Self {
+    pub(super) fn new(quota: Quota, clock: ServerClock) -> Self {
         let cells = Cells::new();
         Self {
             governor: RateLimiter::new(quota, cells.clone(), clock),
@@ -168,18 +168,18 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     }
 
     /// Takes a cell, or answers in how many whole seconds one is free.
-    fn take(&self, key: &K) -> Result<(), u64> {
+    pub(super) fn take(&self, key: &K) -> Result<(), u64> {
         self.governor.check_key(key).map_err(|not_until| {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(self.governor.clock()));
             (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
         })
     }
 
-    fn give_back(&self, key: &K) {
+    pub(super) fn give_back(&self, key: &K) {
         self.cells.give_back(key, self.cell);
     }
 
-    fn sweep(&self) {
+    pub(super) fn sweep(&self) {
         self.governor.retain_recent();
         self.governor.shrink_to_fit();
     }
@@ -187,7 +187,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
 
 /// The server's clock (whole Unix seconds) as governor reads it, in nanoseconds.
 #[derive(Clone)]
-struct ServerClock(Arc<dyn tally_core::Clock>);
+pub(super) struct ServerClock(pub(super) Arc<dyn tally_core::Clock>);
 
 impl governor::clock::Clock for ServerClock {
     type Instant = Nanos;

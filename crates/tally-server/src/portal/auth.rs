@@ -3,13 +3,16 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::State;
 use axum::extract::rejection::FormRejection;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tally_store::PortalSession;
+
+use crate::passwords::{SLOWDOWN, SignInTry};
+use std::net::SocketAddr;
 
 use super::{Nav, PageResult, render, see_other};
 use crate::service::password;
@@ -167,6 +170,7 @@ pub async fn setup_form(State(state): State<AppState>) -> PageResult {
 
 pub async fn setup(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     form: Result<Form<SetupForm>, FormRejection>,
 ) -> PageResult {
@@ -184,24 +188,23 @@ pub async fn setup(
     if !same_origin(&headers) {
         return Ok(fail(form.token, "The form came from another site."));
     }
-    if state.login_throttled() {
-        return Ok(fail(
-            form.token,
-            "Too many wrong attempts: wait a few minutes.",
-        ));
-    }
+    let attempt = match password_try(&state, peer).await {
+        Ok(attempt) => attempt,
+        Err(refusal) => return Ok(fail(form.token, &refusal)),
+    };
     if !bool::from(
         form.token
             .trim()
             .as_bytes()
             .ct_eq(state.setup_token.as_bytes()),
     ) {
-        state.login_failed();
+        tracing::info!(address = %peer.ip(), "wrong setup token");
         return Ok(fail(
             form.token,
             "The setup token is not the one in the server log.",
         ));
     }
+    attempt.refund();
     if let Err(msg) = check_new_password(&form.password, &form.confirm) {
         return Ok(fail(form.token, &msg));
     }
@@ -227,6 +230,26 @@ pub struct LoginForm {
     password: String,
 }
 
+/// A try of a portal password (sign-in, setup token, current password) from `peer`: refused
+/// with the reason while that address is throttled, else after the slowdown the overall budget
+/// asks for (see [`crate::passwords::SignInThrottle`]). Dropping the try counts it as wrong.
+async fn password_try(state: &AppState, peer: SocketAddr) -> Result<SignInTry<'_>, String> {
+    match state.sign_in.attempt(peer.ip()) {
+        Err(retry_in) => {
+            tracing::info!(address = %peer.ip(), retry_in, "portal password try throttled");
+            Err(format!(
+                "Too many wrong passwords from this address: retry in {retry_in} s."
+            ))
+        }
+        Ok(attempt) => {
+            if attempt.slow {
+                tokio::time::sleep(SLOWDOWN).await;
+            }
+            Ok(attempt)
+        }
+    }
+}
+
 pub async fn login_form(State(state): State<AppState>) -> PageResult {
     if state.store.get_setting(PASSWORD_KEY).await?.is_none() {
         return Ok(see_other("/setup"));
@@ -238,6 +261,7 @@ pub async fn login_form(State(state): State<AppState>) -> PageResult {
 
 pub async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> PageResult {
@@ -255,14 +279,21 @@ pub async fn login(
     if !same_origin(&headers) {
         return Ok(fail("The form came from another site."));
     }
-    if state.login_throttled() {
-        return Ok(fail("Too many wrong attempts: wait a few minutes."));
-    }
+    let attempt = match password_try(&state, peer).await {
+        Ok(attempt) => attempt,
+        Err(refusal) => return Ok(fail(&refusal)),
+    };
     if !password::verify(&state, &form.password, &hash).await? {
-        state.login_failed();
-        audit(&state, "portal.login_failed", "wrong password".into()).await;
+        tracing::info!(address = %peer.ip(), "wrong portal password");
+        audit(
+            &state,
+            "portal.login_failed",
+            format!("wrong password from {}", peer.ip()),
+        )
+        .await;
         return Ok(fail("Wrong password."));
     }
+    attempt.refund();
     start_session(&state, "/").await
 }
 
@@ -323,6 +354,7 @@ pub async fn account_form(State(state): State<AppState>, headers: HeaderMap) -> 
 
 pub async fn change_password(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     form: Result<Form<PasswordForm>, FormRejection>,
 ) -> PageResult {
@@ -350,10 +382,19 @@ pub async fn change_password(
         .get_setting(PASSWORD_KEY)
         .await?
         .unwrap_or_default();
+    let attempt = match password_try(&state, peer).await {
+        Ok(attempt) => attempt,
+        Err(refusal) => {
+            nav.error = Some(refusal);
+            return Ok(render(&AccountPage { nav }));
+        }
+    };
     if !password::verify(&state, &form.current, &stored).await? {
+        tracing::info!(address = %peer.ip(), "wrong current password on the account page");
         nav.error = Some("The current password is wrong.".into());
         return Ok(render(&AccountPage { nav }));
     }
+    attempt.refund();
     if let Err(msg) = check_new_password(&form.password, &form.confirm) {
         nav.error = Some(msg);
         return Ok(render(&AccountPage { nav }));
