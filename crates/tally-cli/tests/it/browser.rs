@@ -50,6 +50,7 @@ const SCREENSHOTS: &[(&str, &[&str])] = &[
     ("audit", &["audit.html"]),
     ("account", &["account.html"]),
     ("devices-narrow", &["devices.html"]),
+    ("alerts-narrow", &["alerts.html"]),
 ];
 
 /// Files every page shows.
@@ -607,11 +608,34 @@ fn an_administrator_walks_every_portal_page_in_a_real_browser() {
         wait_for(&c, &["Change the administrator password"]).await;
         shots.take(&c, "account").await;
 
-        // Narrow screen: the devices page still reads.
-        c.set_window_size(390, 844).await.unwrap();
+        // Narrow screen (375 px, a small phone): the devices page and its actions, and the
+        // alerts, read without scrolling sideways.
+        c.set_window_size(375, 812).await.unwrap();
         visit(&c, "/devices").await;
         wait_for(&c, &["Reception scanner"]).await;
+        let sideways = "return document.documentElement.scrollWidth > window.innerWidth";
+        assert_eq!(
+            c.execute(sideways, vec![]).await.unwrap(),
+            json!(false),
+            "the devices page fits 375 px"
+        );
+        let unregister = c.find(Locator::Css("td form button.danger")).await.unwrap();
+        let reachable = "const r = arguments[0].getBoundingClientRect(); \
+                         return r.left >= 0 && r.right <= window.innerWidth";
+        assert_eq!(
+            c.execute(reachable, vec![json!(unregister)]).await.unwrap(),
+            json!(true),
+            "a device's Unregister button is on screen"
+        );
         shots.take(&c, "devices-narrow").await;
+        visit(&c, "/alerts").await;
+        wait_for(&c, &["Delivery attempts"]).await;
+        assert_eq!(
+            c.execute(sideways, vec![]).await.unwrap(),
+            json!(false),
+            "the alerts page fits 375 px"
+        );
+        shots.take(&c, "alerts-narrow").await;
 
         // Keyboard: the sign-out button works with the Enter key.
         c.set_window_size(1280, 1000).await.unwrap();
