@@ -102,9 +102,14 @@ impl Windows {
                         }
                     }
                     Err(e) => {
+                        // The first waiter gets the error with its cause, the others its text.
                         let text = e.to_string();
+                        let mut first = Some(e);
                         for (_, reply) in batch {
-                            let _ = reply.send(Err(StoreError::failure(text.clone())));
+                            let error = first
+                                .take()
+                                .unwrap_or_else(|| StoreError::failure(text.clone()));
+                            let _ = reply.send(Err(error));
                         }
                     }
                 }
