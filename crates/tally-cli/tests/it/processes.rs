@@ -162,10 +162,9 @@ pub struct TwoInstances {
     pub activated: String,
 }
 
-/// In `d`: a vendor key, license `license_id` of organization `acme` with `items` (`--item`
-/// specs) issued to `acme.license`, the identities of instances `a` and `b` (each its own
-/// UUID), and the license activated for both to `acme.activated`.
-pub fn activate_for_two(d: &Path, license_id: &str, items: &[&str]) -> TwoInstances {
+/// In `d`: a vendor key `vendor.key` and license `license_id` (alias `alias`) of organization
+/// `acme` with `items` (`--item` specs) issued to `acme.license`; the vendor's public key.
+pub fn issue_for_acme(d: &Path, license_id: &str, alias: &str, items: &[&str]) -> String {
     let public = ok(d, &["vendor", "keygen", "--out", "vendor.key"])
         .trim()
         .to_owned();
@@ -179,7 +178,7 @@ pub fn activate_for_two(d: &Path, license_id: &str, items: &[&str]) -> TwoInstan
         "--org-name",
         "Acme Corp",
         "--alias",
-        "Acme cluster",
+        alias,
         "--license-id",
         license_id,
         "--out",
@@ -189,6 +188,40 @@ pub fn activate_for_two(d: &Path, license_id: &str, items: &[&str]) -> TwoInstan
         issue.extend(["--item", item]);
     }
     ok(d, &issue);
+    public
+}
+
+/// In `d`: [`issue_for_acme`], the identity of the instance with data directory `data`, and the
+/// license activated for it to `acme.activated`; the vendor's public key.
+pub fn activate_for_one(d: &Path, license_id: &str, alias: &str, items: &[&str]) -> String {
+    let public = issue_for_acme(d, license_id, alias, items);
+    ok(
+        d,
+        &["identity", "--data-dir", "data", "--out", "request.json"],
+    );
+    ok(
+        d,
+        &[
+            "vendor",
+            "activate",
+            "--key",
+            "vendor.key",
+            "--license",
+            "acme.license",
+            "--request",
+            "request.json",
+            "--out",
+            "acme.activated",
+        ],
+    );
+    public
+}
+
+/// In `d`: a vendor key, license `license_id` of organization `acme` with `items` (`--item`
+/// specs) issued to `acme.license`, the identities of instances `a` and `b` (each its own
+/// UUID), and the license activated for both to `acme.activated`.
+pub fn activate_for_two(d: &Path, license_id: &str, items: &[&str]) -> TwoInstances {
+    let public = issue_for_acme(d, license_id, "Acme cluster", items);
     // Each instance has its own data directory, keys and hardware-bound UUID.
     ok(d, &["identity", "--data-dir", "a", "--out", "a.json"]);
     let labels_b = second_machine_labels(d, "b", "b.json");

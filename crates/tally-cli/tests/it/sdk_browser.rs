@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use tally_proto::admin::UsageRow;
 
-use crate::cli::{ok, succeeds};
-use crate::processes::{Server, admin, free_port, serve};
+use crate::cli::succeeds;
+use crate::processes::{Server, activate_for_one, admin, free_port, serve};
 
 const NPM: &str = concat!(env!("TALLY_TEST_BIN_DIR"), "/npm");
 const PRODUCT: &str = "viewer";
@@ -81,9 +81,6 @@ impl Licensed {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let vendor_public = ok(d, &["vendor", "keygen", "--out", "vendor.key"])
-            .trim()
-            .to_owned();
         let today = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -94,46 +91,7 @@ impl Licensed {
             day(-1),
             day(365)
         );
-        ok(
-            d,
-            &[
-                "vendor",
-                "issue",
-                "--key",
-                "vendor.key",
-                "--org-id",
-                "acme",
-                "--org-name",
-                "Acme Inc.",
-                "--alias",
-                "Acme web",
-                "--license-id",
-                "L-WEB",
-                "--item",
-                &item,
-                "--out",
-                "acme.license",
-            ],
-        );
-        ok(
-            d,
-            &["identity", "--data-dir", "data", "--out", "request.json"],
-        );
-        ok(
-            d,
-            &[
-                "vendor",
-                "activate",
-                "--key",
-                "vendor.key",
-                "--license",
-                "acme.license",
-                "--request",
-                "request.json",
-                "--out",
-                "acme.activated",
-            ],
-        );
+        let vendor_public = activate_for_one(d, "L-WEB", "Acme web", &[&item]);
         let listen = format!("127.0.0.1:{}", free_port());
         let server = serve(d, "data", &listen, &vendor_public, r#"["machine-id"]"#, &[]);
         admin(d, &listen, &["import", "acme.activated"]);
