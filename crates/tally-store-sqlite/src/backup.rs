@@ -101,6 +101,7 @@ pub fn backup_database(source: &Path, dest: &Path) -> Result<CheckedDatabase, Ba
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io("remove an old partial copy")(e)),
     }
+    create_private(dest).map_err(io("create the copy"))?;
     let mut dst = Connection::open(dest).map_err(sqlite("create the copy"))?;
     copy_pages(&src, &mut dst)?;
     src.execute_batch("COMMIT")
@@ -116,6 +117,17 @@ pub fn backup_database(source: &Path, dest: &Path) -> Result<CheckedDatabase, Ba
         .and_then(|f| f.sync_all())
         .map_err(io("flush the copy to disk"))?;
     Ok(checked)
+}
+
+/// Creates `path` empty and readable by its owner only, whatever the process's umask (a backup
+/// may be written outside the data directory): SQLite then opens it as an empty database and
+/// keeps its mode.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
 }
 
 fn copy_pages(src: &Connection, dst: &mut Connection) -> Result<(), BackupError> {

@@ -107,7 +107,11 @@ async fn authorize_on(
     };
     let (item, license_id) = match (candidates.get(index), licenses_of.get(index)) {
         (Some(i), Some(l)) => (i, l),
-        _ => return Err(ApiError::plain(ErrorCode::Internal)),
+        _ => {
+            return Err(ApiError::internal(
+                "the store admitted an item that is not among the candidates",
+            ));
+        }
     };
 
     let days = offline_days(item, state.settings.buffer_days, req.buffer_days);
@@ -117,7 +121,8 @@ async fn authorize_on(
         LicenseType::ConcurrentDevice | LicenseType::ConcurrentInstance
     );
     let grant = Grant {
-        grant_id: tally_crypto::random_id().map_err(|_| ApiError::plain(ErrorCode::Internal))?,
+        grant_id: tally_crypto::random_id()
+            .map_err(|e| ApiError::internal(format!("no random grant id: {e}")))?,
         server_uuid: state.identity.uuid.clone(),
         device_uuid: req.device_uuid.clone(),
         organization: handshake.organization.clone(),
@@ -137,7 +142,7 @@ async fn authorize_on(
         seat_until: concurrent.then_some(active_until),
     };
     let signed = tally_crypto::grant::sign_grant(&grant, &state.identity.signing)
-        .map_err(|_| ApiError::plain(ErrorCode::Internal))?;
+        .map_err(|e| ApiError::internal(format!("signing the grant failed: {e}")))?;
     let certificates = state.certificate(license_id).await?.into_iter().collect();
     tracing::info!(device = %req.device_uuid, code = %handshake.code, item = %item.id, "authorized");
     let expires_at = now + SESSION_SECONDS;
@@ -151,7 +156,7 @@ async fn authorize_on(
                 expires_at,
             },
         )
-        .map_err(|_| ApiError::plain(ErrorCode::Internal))?;
+        .map_err(|e| ApiError::internal(format!("issuing the session ticket failed: {e}")))?;
     Ok(AuthorizeResponse {
         grant: signed,
         certificates,

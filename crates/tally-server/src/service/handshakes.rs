@@ -12,7 +12,7 @@ pub async fn create(state: &AppState, req: CreateHandshake) -> ApiResult<Handsha
     let code = match req.code {
         Some(c) => c,
         None => tally_crypto::random_id()
-            .map_err(|_| ApiError::plain(ErrorCode::Internal))?
+            .map_err(|e| ApiError::internal(format!("no random handshake code: {e}")))?
             .chars()
             .take(12)
             .collect(),
@@ -33,11 +33,10 @@ pub async fn create(state: &AppState, req: CreateHandshake) -> ApiResult<Handsha
             created_at: state.now(),
         })
         .await?;
-    let row = state
-        .store
-        .handshake(&code)
-        .await?
-        .ok_or_else(|| ApiError::plain(ErrorCode::Internal))?;
+    let row =
+        state.store.handshake(&code).await?.ok_or_else(|| {
+            ApiError::internal("a handshake code just created cannot be read back")
+        })?;
     Ok(view(row))
 }
 
@@ -67,8 +66,7 @@ pub async fn update(
                 ));
             }
             Some(Some(password::hash(state, p).await.map_err(|e| {
-                tracing::error!(error = %e, "hashing a session password failed");
-                ApiError::plain(ErrorCode::Internal)
+                ApiError::internal(format!("hashing a session password failed: {e}"))
             })?))
         }
     };

@@ -123,3 +123,27 @@ fn files_that_are_not_sound_tally_databases_are_refused() {
     let err = check_database(&other).unwrap_err();
     assert!(err.to_string().contains("no table"), "{err}");
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_backup_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    registered(&store, "acme", &["d1"]).await;
+    let to = dir.path().join("elsewhere.db");
+    let from = dir.path().join("tally.db");
+    tokio::task::spawn_blocking(move || backup_database(&from, &to))
+        .await
+        .unwrap()
+        .unwrap();
+    let mode = std::fs::metadata(dir.path().join("elsewhere.db"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "whatever the umask, a backup is private"
+    );
+}
