@@ -70,16 +70,18 @@ pub struct WindowAsk {
 /// its own pool's.
 #[derive(Clone)]
 pub struct Windows {
-    asks: mpsc::Sender<(WindowAsk, oneshot::Sender<StoreResult<bool>>)>,
+    asks: mpsc::Sender<Waiting>,
 }
+
+/// A message to accept and whom to answer.
+type Waiting = (WindowAsk, oneshot::Sender<StoreResult<bool>>);
 
 /// Messages taken into one statement at most.
 const MAX_BATCH: usize = 256;
 
 impl Windows {
     pub fn start(pool: Pool) -> Self {
-        let (asks, mut queue) =
-            mpsc::channel::<(WindowAsk, oneshot::Sender<StoreResult<bool>>)>(4096);
+        let (asks, mut queue) = mpsc::channel::<Waiting>(4096);
         tokio::spawn(async move {
             let known = KnownWindows::default();
             while let Some(first) = queue.recv().await {

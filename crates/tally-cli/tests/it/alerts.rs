@@ -120,6 +120,17 @@ fn configure_email(s: &TestServer, port: u16) {
     assert_eq!(status, 200, "{text}");
 }
 
+/// Saves webhook `urls` signed with `secret` through the admin API.
+fn save_webhooks(s: &TestServer, urls: &[&str], secret: &str) {
+    let settings = json!({"urls": urls, "secret": secret});
+    let (status, text) = s.admin(
+        "PUT_JSON",
+        "/webhooks",
+        Some(("application/json", serde_json::to_vec(&settings).unwrap())),
+    );
+    assert_eq!(status, 200, "{text}");
+}
+
 fn evaluate(s: &TestServer) -> Option<i64> {
     let v: serde_json::Value = s.admin_ok(
         "POST",
@@ -356,13 +367,7 @@ fn webhooks_receive_signed_events_and_failures_are_retried_for_a_day() {
     let (good, received) = receiver(200);
     let (bad, refused) = receiver(500);
     let secret = "a webhook secret of some length";
-    let settings = json!({"urls": [good, bad], "secret": secret});
-    let (status, text) = s.admin(
-        "PUT_JSON",
-        "/webhooks",
-        Some(("application/json", serde_json::to_vec(&settings).unwrap())),
-    );
-    assert_eq!(status, 200, "{text}");
+    save_webhooks(&s, &[&good, &bad], secret);
     s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 1, 0)]));
     client(&s, config(&s, "a")).authorize().unwrap();
     let id = evaluate(&s).unwrap();
@@ -462,13 +467,7 @@ fn a_silent_smtp_server_fails_the_test_email_within_the_deadline_and_alerts_go_o
     // An alert while the mail server hangs: the evaluation answers at once, the webhook gets
     // the event at once, and the email is recorded as failed and kept for a retry.
     let (hook, received) = receiver(200);
-    let settings = json!({"urls": [hook], "secret": "a webhook secret of some length"});
-    let (status, text) = s.admin(
-        "PUT_JSON",
-        "/webhooks",
-        Some(("application/json", serde_json::to_vec(&settings).unwrap())),
-    );
-    assert_eq!(status, 200, "{text}");
+    save_webhooks(&s, &[&hook], "a webhook secret of some length");
     s.import(&s.activated("L-1", "acme", vec![per_device("L-1-1", "scanner", 1, 0)]));
     client(&s, config(&s, "a")).authorize().unwrap();
     let started = Instant::now();
