@@ -6,9 +6,11 @@
 //! * [`grant`]: the server's signature on a grant.
 //! * [`envelope`]: HPKE (RFC 9180) sealing of requests to the server and of its replies.
 //! * [`session`]: report sessions: symmetric keys exported at authorization, server tickets.
+//! * [`fingerprint`]: SHA-256 fingerprints of TLS certificates, shown by servers, pinned by clients.
 
 pub mod document;
 pub mod envelope;
+pub mod fingerprint;
 pub mod grant;
 pub mod keys;
 pub mod session;

@@ -1,6 +1,7 @@
 //! The accept loop: each connection is served by hyper's HTTP/1 connection with a header read
 //! timeout (`axum::serve` has no timer, so a client that sends half a request would hold its
-//! connection for ever), and the peer address reaches handlers as [`ConnectInfo`].
+//! connection for ever), and the peer address reaches handlers as [`ConnectInfo`], the
+//! connection's [`Scheme`] as an extension.
 //!
 //! [`serve_connection`] takes any byte stream, so a TLS listener can hand it the decrypted one.
 
@@ -14,6 +15,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceExt;
+
+/// How a request reached this listener: over TLS or in plain HTTP (before any proxy header is
+/// considered). Every request carries it as an extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
 
 /// A failed `accept` (too many open files, …) is retried after this pause rather than spinning.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -43,7 +52,13 @@ pub async fn run(
         };
         // Small answers go out at once rather than waiting for more to send.
         let _ = stream.set_nodelay(true);
-        let connection = serve_connection(TokioIo::new(stream), peer, app.clone(), header_timeout);
+        let connection = serve_connection(
+            TokioIo::new(stream),
+            peer,
+            Scheme::Http,
+            app.clone(),
+            header_timeout,
+        );
         let watched = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = watched.await {
@@ -60,6 +75,7 @@ pub async fn run(
 pub fn serve_connection<I>(
     io: I,
     peer: SocketAddr,
+    scheme: Scheme,
     app: Router,
     header_timeout: Duration,
 ) -> impl GracefulConnection<Error = hyper::Error> + Send + use<I>
@@ -68,6 +84,7 @@ where
 {
     let service = app.map_request(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut().insert(scheme);
         req.map(axum::body::Body::new)
     });
     hyper::server::conn::http1::Builder::new()
