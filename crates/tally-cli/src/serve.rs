@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// The vendor's public key (base64 Ed25519).
     #[arg(long)]
     pub vendor_public_key: Option<String>,
+    /// HTTPS on the listen address: `self-signed` (a certificate made at first start, kept in the
+    /// data directory), `files` (`tls_cert_file`, `tls_key_file` in the settings) or `off`.
+    #[arg(long, value_parser = ["off", "self-signed", "files"])]
+    pub tls: Option<String>,
     /// Set up a working demo: a demo vendor key, a license activated for this server, imported,
     /// and a ready client configuration.
     #[arg(long)]
@@ -50,6 +54,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             listen: args.listen,
             data_dir: args.data_dir,
             vendor_public_key: args.vendor_public_key,
+            tls: args.tls,
         },
     )?;
     // Held until the process ends: a second server on the same directory refuses to start.
@@ -79,22 +84,56 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(vendor) = demo_vendor {
             demo::install(&state, &vendor).await?;
         }
-        let listen = state.settings.listen;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
+        let listeners = listen(&state.settings).await?;
+        let scheme = if listeners.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         tracing::info!(
-            address = %listen,
+            address = %state.settings.listen,
+            url = %format!("{scheme}://{}", state.settings.listen),
             uuid = %state.identity.uuid,
             data_dir = %state.settings.data_dir.display(),
             "Tally server listening"
         );
-        tally_server::serve(listener, state, shutdown_signal())
+        if let Some(tls) = &listeners.tls {
+            tracing::info!(
+                fingerprint = %tls.fingerprint(),
+                "TLS certificate (SHA-256 fingerprint, which clients may pin)"
+            );
+        }
+        if let Some(plain) = state.settings.http_listen {
+            let what = if state.settings.http_redirect {
+                "redirects to HTTPS"
+            } else {
+                "serves too"
+            };
+            tracing::info!(address = %plain, "plain HTTP listener: {what}");
+        }
+        tally_server::serve_on(listeners, state, shutdown_signal())
             .await
             .context("server failed")?;
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Binds the listeners the settings name, with HTTPS when `tls` is on.
+async fn listen(settings: &Settings) -> anyhow::Result<tally_server::Listeners> {
+    let tls =
+        tally_server::tls::ServerTls::from_settings(settings).context("cannot serve HTTPS")?;
+    let bind = |address: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))
+    };
+    let main = bind(settings.listen).await?;
+    let plain = match settings.http_listen {
+        Some(address) => Some(bind(address).await?),
+        None => None,
+    };
+    Ok(tally_server::Listeners { main, tls, plain })
 }
 
 /// Opens the identity in the data directory and the store the settings name.

@@ -29,6 +29,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vendor_public_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
 }
 
 pub fn load(config: Option<&Path>, overrides: Overrides) -> anyhow::Result<Settings> {

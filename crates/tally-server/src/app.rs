@@ -35,14 +35,45 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             report_internal_errors,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::tls::hsts::strict_transport_security,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// Serves until `shutdown` completes, then finishes the requests in flight.
+/// Serves plain HTTP until `shutdown` completes, then finishes the requests in flight.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_on(Listeners::plain(listener), state, shutdown).await
+}
+
+/// Where the server listens: one main listener (HTTPS when `tls` is given) and, beside HTTPS, a
+/// plain HTTP one (`http_listen`) that redirects or serves as `http_redirect` says.
+pub struct Listeners {
+    pub main: tokio::net::TcpListener,
+    pub tls: Option<crate::tls::ServerTls>,
+    pub plain: Option<tokio::net::TcpListener>,
+}
+
+impl Listeners {
+    pub fn plain(main: tokio::net::TcpListener) -> Self {
+        Self {
+            main,
+            tls: None,
+            plain: None,
+        }
+    }
+}
+
+/// Serves on `listeners` until `shutdown` completes, then finishes the requests in flight.
+pub async fn serve_on(
+    listeners: Listeners,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -53,11 +84,61 @@ pub async fn serve(
         tracing::error!(error = %e, "cannot read the imported licenses");
     }
     crate::secrets::seal_clear_settings(&state).await;
+    // One shutdown for every listener.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let when_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
     // The peer address reaches handlers (session-password throttling per source address);
     // headers must arrive within the header timeout.
     let header_timeout = std::time::Duration::from_secs(state.settings.header_timeout_seconds);
-    let result =
-        crate::serving::run(listener, router(state.clone()), header_timeout, shutdown).await;
+    let app = router(state.clone());
+    let plain = match (listeners.plain, &listeners.tls) {
+        (Some(listener), Some(tls)) => {
+            tls.certificates.spawn_watcher();
+            let plain_app = if state.settings.http_redirect {
+                let https_port = listeners.main.local_addr()?.port();
+                crate::tls::redirect::router(https_port)
+            } else {
+                app.clone()
+            };
+            Some(tokio::spawn(crate::serving::run(
+                listener,
+                None,
+                plain_app,
+                header_timeout,
+                when_stopped(stopped.clone()),
+            )))
+        }
+        (None, Some(tls)) => {
+            tls.certificates.spawn_watcher();
+            None
+        }
+        (_, None) => None,
+    };
+    if let Some(tls) = &listeners.tls {
+        state.serve_certificates(tls.certificates.clone());
+    }
+    let acceptor = listeners.tls.map(|tls| tls.acceptor);
+    let result = crate::serving::run(
+        listeners.main,
+        acceptor,
+        app,
+        header_timeout,
+        when_stopped(stopped),
+    )
+    .await;
+    if let Some(plain) = plain {
+        match plain.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "the plain HTTP listener failed"),
+            Err(e) => tracing::error!(error = %e, "the plain HTTP listener stopped"),
+            Ok(Ok(())) => {}
+        }
+    }
     // What was gathered in memory is written before the process ends.
     if let Err(e) = state.outcomes.flush(&*state.store).await {
         tracing::error!(error = %e, "cannot write authorization outcomes");

@@ -20,7 +20,8 @@ pub mod service;
 pub mod serving;
 pub mod settings;
 pub mod state;
+pub mod tls;
 
-pub use app::{router, serve};
+pub use app::{Listeners, router, serve, serve_on};
 pub use settings::Settings;
 pub use state::AppState;

@@ -2,8 +2,6 @@
 //! timeout (`axum::serve` has no timer, so a client that sends half a request would hold its
 //! connection for ever), and the peer address reaches handlers as [`ConnectInfo`], the
 //! connection's [`Scheme`] as an extension.
-//!
-//! [`serve_connection`] takes any byte stream, so a TLS listener can hand it the decrypted one.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,10 +26,12 @@ pub enum Scheme {
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Accepts connections on `listener` until `shutdown` completes, then waits for the requests in
-/// flight. A client that has not sent a request's headers within `header_timeout` is
-/// disconnected.
+/// flight. With `tls`, each connection first completes a TLS handshake (within `header_timeout`)
+/// and its requests carry [`Scheme::Https`]. A client that has not sent a request's headers
+/// within `header_timeout` is disconnected.
 pub async fn run(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     app: Router,
     header_timeout: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -52,16 +52,45 @@ pub async fn run(
         };
         // Small answers go out at once rather than waiting for more to send.
         let _ = stream.set_nodelay(true);
-        let connection = serve_connection(
-            TokioIo::new(stream),
-            peer,
-            Scheme::Http,
-            app.clone(),
-            header_timeout,
-        );
-        let watched = graceful.watch(connection);
+        let watcher = graceful.watcher();
+        let app = app.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = watched.await {
+            let served = match tls {
+                None => {
+                    let connection = serve_connection(
+                        TokioIo::new(stream),
+                        peer,
+                        Scheme::Http,
+                        app,
+                        header_timeout,
+                    );
+                    watcher.watch(connection).await
+                }
+                Some(acceptor) => {
+                    let stream =
+                        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let connection = serve_connection(
+                        TokioIo::new(stream),
+                        peer,
+                        Scheme::Https,
+                        app,
+                        header_timeout,
+                    );
+                    watcher.watch(connection).await
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
         });

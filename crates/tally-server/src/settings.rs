@@ -71,6 +71,41 @@ pub struct Settings {
     /// Seconds a client has to send a request's headers before the connection is closed.
     #[serde(default = "default_header_timeout")]
     pub header_timeout_seconds: u64,
+    /// HTTPS on `listen`: `off` (plain HTTP), `self-signed` (a certificate made at first start in
+    /// `<data_dir>/tls/`) or `files` (`tls_cert_file` and `tls_key_file`, read again on SIGHUP
+    /// and when they change).
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// PEM certificate chain (the server's certificate first) for `tls = "files"`.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `tls = "files"`.
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
+    /// Host names and addresses the self-signed certificate is made for. Empty: `localhost`,
+    /// this machine's host name and the loopback addresses.
+    #[serde(default)]
+    pub tls_names: Vec<String>,
+    /// With HTTPS on, a second listener in plain HTTP (for example `0.0.0.0:80`); none when
+    /// absent.
+    #[serde(default)]
+    pub http_listen: Option<SocketAddr>,
+    /// What that plain HTTP listener does: redirect every request to HTTPS (true), or serve it.
+    #[serde(default = "default_true")]
+    pub http_redirect: bool,
+    /// `Strict-Transport-Security` max-age sent on HTTPS answers; 0 sends none.
+    #[serde(default = "default_hsts")]
+    pub hsts_max_age_seconds: u64,
+}
+
+/// Whether and how the server speaks HTTPS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    #[default]
+    Off,
+    SelfSigned,
+    Files,
 }
 
 /// URL schemes of a PostgreSQL `database_url`.
@@ -89,6 +124,10 @@ impl std::fmt::Debug for Settings {
             .field("backup_keep", &self.backup_keep)
             .field("secret_key_file", &self.secret_key_file)
             .field("header_timeout_seconds", &self.header_timeout_seconds)
+            .field("tls", &self.tls)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
+            .field("http_listen", &self.http_listen)
             // The URL may carry a password.
             .field(
                 "database_url",
@@ -135,6 +174,13 @@ fn default_backup_keep() -> u32 {
 fn default_header_timeout() -> u64 {
     10
 }
+fn default_true() -> bool {
+    true
+}
+/// A year, what browsers' preload lists ask for at least.
+fn default_hsts() -> u64 {
+    31_536_000
+}
 fn default_trial_days() -> u32 {
     7
 }
@@ -160,6 +206,13 @@ impl Default for Settings {
             database_url: None,
             secret_key_file: None,
             header_timeout_seconds: default_header_timeout(),
+            tls: TlsMode::Off,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_names: Vec::new(),
+            http_listen: None,
+            http_redirect: true,
+            hsts_max_age_seconds: default_hsts(),
         }
     }
 }
@@ -200,6 +253,7 @@ impl Settings {
                 "header_timeout_seconds: between 1 and {MAX_HEADER_TIMEOUT}"
             ));
         }
+        self.validate_tls()?;
         if let Some(days) = self.buffer_days
             && !(1..=tally_proto::MAX_OFFLINE_DAYS).contains(&days)
         {
@@ -216,6 +270,36 @@ impl Settings {
                 .map(|_| ())
                 .map_err(|e| format!("vendor_public_key: {e}")),
         }
+    }
+}
+
+impl Settings {
+    fn validate_tls(&self) -> Result<(), String> {
+        let files = self.tls_cert_file.is_some() || self.tls_key_file.is_some();
+        match self.tls {
+            TlsMode::Files if self.tls_cert_file.is_none() || self.tls_key_file.is_none() => {
+                return Err(
+                    "tls: \"files\" needs both tls_cert_file and tls_key_file (PEM files)".into(),
+                );
+            }
+            TlsMode::Off | TlsMode::SelfSigned if files => {
+                return Err(
+                    "tls_cert_file, tls_key_file: set tls = \"files\" to serve HTTPS with them"
+                        .into(),
+                );
+            }
+            TlsMode::Off if self.http_listen.is_some() => {
+                return Err(
+                    "http_listen: a second, plain HTTP listener is only for when tls is on; `listen` already serves HTTP"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        if self.http_listen.is_some_and(|http| http == self.listen) {
+            return Err("http_listen: must differ from listen".into());
+        }
+        Ok(())
     }
 }
 
@@ -278,6 +362,47 @@ mod tests {
             ..with_key()
         };
         off.validate().unwrap();
+    }
+
+    #[test]
+    fn tls_settings_must_agree() {
+        let files = |cert: bool, key: bool| Settings {
+            tls: TlsMode::Files,
+            tls_cert_file: cert.then(|| "cert.pem".into()),
+            tls_key_file: key.then(|| "key.pem".into()),
+            ..with_key()
+        };
+        files(true, true).validate().unwrap();
+        for bad in [files(true, false), files(false, true)] {
+            assert!(bad.validate().unwrap_err().starts_with("tls:"));
+        }
+        let stray = Settings {
+            tls_cert_file: Some("cert.pem".into()),
+            ..with_key()
+        };
+        assert!(stray.validate().unwrap_err().starts_with("tls_cert_file"));
+        let plain_second = Settings {
+            http_listen: Some("127.0.0.1:8080".parse().unwrap()),
+            ..with_key()
+        };
+        assert!(
+            plain_second
+                .validate()
+                .unwrap_err()
+                .starts_with("http_listen")
+        );
+        let same = Settings {
+            tls: TlsMode::SelfSigned,
+            http_listen: Some(with_key().listen),
+            ..with_key()
+        };
+        assert!(same.validate().unwrap_err().starts_with("http_listen"));
+        let redirecting = Settings {
+            tls: TlsMode::SelfSigned,
+            http_listen: Some("127.0.0.1:8080".parse().unwrap()),
+            ..with_key()
+        };
+        redirecting.validate().unwrap();
     }
 
     #[test]

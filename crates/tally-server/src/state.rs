@@ -53,6 +53,8 @@ pub struct Inner {
     /// Imported licenses as the protocol shows them (read once, forgotten on import).
     proofs: std::sync::RwLock<Option<std::sync::Arc<Proofs>>>,
     error_receiver: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
+    /// The certificate served over HTTPS, once the listener is set up (see [`crate::tls`]).
+    tls: std::sync::OnceLock<std::sync::Arc<crate::tls::CertificateSlot>>,
 }
 
 /// What the client protocol shows of the imported licenses.
@@ -173,7 +175,18 @@ impl AppState {
             errors,
             proofs: std::sync::RwLock::new(None),
             error_receiver: std::sync::Mutex::new(Some(error_receiver)),
+            tls: std::sync::OnceLock::new(),
         })))
+    }
+
+    /// Records the certificate the HTTPS listener serves, for the portal to show.
+    pub fn serve_certificates(&self, certificates: std::sync::Arc<crate::tls::CertificateSlot>) {
+        let _ = self.0.tls.set(certificates);
+    }
+
+    /// The fingerprint of the certificate served over HTTPS now; `None` in plain HTTP.
+    pub fn tls_fingerprint(&self) -> Option<tally_crypto::fingerprint::Fingerprint> {
+        self.0.tls.get().map(|slot| slot.fingerprint())
     }
 
     pub fn now(&self) -> tally_proto::UnixSeconds {
