@@ -15,6 +15,7 @@ mod cors;
 mod e2e;
 mod engine;
 mod hardening;
+mod https;
 mod import;
 mod limits;
 mod migrate;

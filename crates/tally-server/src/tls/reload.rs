@@ -156,3 +156,56 @@ async fn next_hangup(hangups: &mut Hangups) -> Option<()> {
 async fn next_hangup(_: &mut Hangups) -> Option<()> {
     std::future::pending().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_pair(files: &CertificateFiles, name: &str) -> Fingerprint {
+        let made = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+        std::fs::write(&files.key, made.signing_key.serialize_pem()).unwrap();
+        std::fs::write(&files.cert, made.cert.pem()).unwrap();
+        Fingerprint::of_der(made.cert.der())
+    }
+
+    #[test]
+    fn a_broken_replacement_keeps_the_served_certificate_and_a_good_one_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = CertificateFiles {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+        };
+        let first = write_pair(&files, "first.example");
+        let slot = CertificateSlot::load(files.clone()).unwrap();
+        assert_eq!(slot.fingerprint(), first);
+        assert!(!slot.changed_on_disk());
+
+        std::fs::write(&files.cert, "-----BEGIN CERTIFICATE-----\nbroken\n").unwrap();
+        assert!(slot.changed_on_disk());
+        let e = slot.reload().unwrap_err();
+        assert!(e.to_string().contains("cert.pem"), "{e}");
+        assert_eq!(slot.fingerprint(), first, "still serving the first");
+        assert!(
+            !slot.changed_on_disk(),
+            "the broken files are not read again and again"
+        );
+
+        let second = write_pair(&files, "second.example");
+        assert_eq!(slot.reload().unwrap(), second);
+        assert_eq!(slot.fingerprint(), second);
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = CertificateFiles {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+        };
+        write_pair(&files, "one.example");
+        let other = rcgen::generate_simple_self_signed(vec!["other.example".to_owned()]).unwrap();
+        std::fs::write(&files.key, other.signing_key.serialize_pem()).unwrap();
+        let e = CertificateSlot::load(files).unwrap_err();
+        assert!(matches!(e, TlsError::KeyMismatch { .. }), "{e}");
+    }
+}
